@@ -1,0 +1,160 @@
+"""Build the published tables from staged digests. Pure Polars, no Dagster."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from pipelines.core.enrich import enrich_papers
+from pipelines.core.identity import assign_paper_ids
+from pipelines.core.validation import validate
+from schemas.tables import (
+    AppearanceSchema,
+    DigestSchema,
+    PaperSchema,
+    QuarantineSchema,
+    empty_frame,
+)
+
+
+def digest_statuses(staged_digests: pl.DataFrame) -> pl.DataFrame:
+    """Add `status` and `superseded_by`.
+
+    Rejected files supersede nothing. Of the readable contents seen at one path, the
+    latest landed is current; of the current digests for one date, the latest landed
+    wins. The others are superseded by the winner."""
+    latest = pl.col("digest_id").sort_by("landed_at", "source_path", "digest_id").last()
+    readable = staged_digests.filter(pl.col("digest_date").is_not_null())
+    by_path = readable.group_by("source_path").agg(path_winner=latest)
+    current = readable.join(by_path, on="source_path").filter(
+        pl.col("digest_id") == pl.col("path_winner")
+    )
+    by_date = current.group_by("digest_date").agg(date_winner=latest)
+    winners = readable.join(by_path, on="source_path").join(by_date, on="digest_date")
+    superseded_by = (
+        pl.when(pl.col("digest_id") != pl.col("path_winner"))
+        .then(pl.col("path_winner"))
+        .when(pl.col("digest_id") != pl.col("date_winner"))
+        .then(pl.col("date_winner"))
+    )
+    winners = winners.select("digest_id", superseded_by=superseded_by)
+    return (
+        staged_digests.join(winners, on="digest_id", how="left")
+        .with_columns(
+            status=pl.when(pl.col("digest_date").is_null())
+            .then(pl.lit("rejected"))
+            .when(pl.col("superseded_by").is_not_null())
+            .then(pl.lit("superseded"))
+            .otherwise(pl.lit("ingested"))
+        )
+        .select(empty_frame(DigestSchema).columns)
+        .sort("digest_id")
+    )
+
+
+def build_papers(
+    entries: pl.DataFrame, known_papers: pl.DataFrame
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(appearances, papers) from the valid entries of ingested digests."""
+    if entries.height == 0:
+        return empty_frame(AppearanceSchema), empty_frame(PaperSchema)
+    matched = assign_paper_ids(entries, known_papers)
+    # A paper listed twice in one digest appears once, at its first position.
+    appearances_full = matched.sort("digest_date", "position").unique(
+        ["digest_date", "paper_id"], keep="first", maintain_order=True
+    )
+    appearances = appearances_full.select(
+        "digest_date",
+        "paper_id",
+        "position",
+        "digest_id",
+        "title",
+        line_start=pl.col("title_line"),
+        line_end=pl.col("abstract_line"),
+        match_reason="match_reason",
+    ).sort("digest_date", "position")
+    latest = pl.col("digest_date").arg_max()
+    papers = (
+        appearances_full.group_by("paper_id")
+        .agg(
+            title=pl.col("title").get(latest),
+            title_key=pl.col("title_key").get(latest),
+            abstract=pl.col("abstract").get(latest),
+            first_seen=pl.col("digest_date").min(),
+            last_seen=pl.col("digest_date").max(),
+            n_appearances=pl.len().cast(pl.Int32),
+        )
+        .sort("paper_id")
+    )
+    papers = enrich_papers(papers).select(empty_frame(PaperSchema).columns)
+    return appearances, papers
+
+
+def build_tables(
+    staged_digests: pl.DataFrame,
+    staged_entries: pl.DataFrame,
+    staged_quarantine: pl.DataFrame,
+    known_papers: pl.DataFrame,
+) -> dict[str, pl.DataFrame]:
+    """digests, appearances, papers and quarantine, each validated against its schema.
+
+    Rows that fail their schema are moved to quarantine (stage `schema:<table>`)."""
+    digests = digest_statuses(staged_digests)
+    ingested = digests.filter(pl.col("status") == "ingested")["digest_id"]
+    entries = staged_entries.filter(pl.col("digest_id").is_in(ingested.implode()))
+    appearances, papers = build_papers(entries, known_papers)
+
+    rejected: list[pl.DataFrame] = []
+    tables = {}
+    for name, frame, model in (
+        ("digests", digests, DigestSchema),
+        ("appearances", appearances, AppearanceSchema),
+        ("papers", papers, PaperSchema),
+    ):
+        checked = validate(frame, model)
+        tables[name] = checked.valid
+        if checked.n_failed:
+            rejected.append(_schema_rejects(name, frame, checked.failures, appearances, digests))
+    quarantine = pl.concat([staged_quarantine, *rejected], how="vertical")
+    checked = validate(quarantine, QuarantineSchema)
+    if checked.n_failed:  # cannot quarantine the quarantine: fail loudly instead
+        raise ValueError(f"quarantine rows failed their schema: {checked.failures.head(5)}")
+    tables["quarantine"] = quarantine.sort("digest_id", "line_start", "stage", "reason")
+    return tables
+
+
+def _schema_rejects(
+    table: str,
+    frame: pl.DataFrame,
+    failures: pl.DataFrame,
+    appearances: pl.DataFrame,
+    digests: pl.DataFrame,
+) -> pl.DataFrame:
+    """Quarantine rows for published rows that failed their schema, traced to their source."""
+    failed = frame.with_row_index("row").join(failures, on="row")
+    source = digests.select("digest_id", "source_path")
+    if "digest_id" not in failed.columns:  # papers: trace through the first appearance
+        first = appearances.sort("digest_date").unique("paper_id", keep="first")
+        failed = failed.join(
+            first.select("paper_id", "digest_id", "line_start", "line_end"), on="paper_id"
+        )
+    if "line_start" not in failed.columns:
+        failed = failed.with_columns(line_start=pl.lit(1, pl.Int32), line_end=pl.lit(1, pl.Int32))
+    raw = pl.struct([c for c in frame.columns]).struct.json_encode()
+    return (
+        failed.join(source, on="digest_id", how="left", suffix="_src")
+        .select(
+            source_path=pl.col("source_path_src") if "source_path" in failed.columns
+            else pl.col("source_path"),
+            digest_id="digest_id",
+            digest_date=pl.col("digest_date") if "digest_date" in failed.columns
+            else pl.lit(None, pl.Date),
+            line_start="line_start",
+            line_end="line_end",
+            n_lines=pl.lit(0, pl.Int32),  # its lines are already counted as a valid entry
+            stage=pl.lit(f"schema:{table}"),
+            reason=pl.lit(f"schema:{table}"),
+            message=pl.format("row failed {}", pl.col("checks")),
+            raw_text=raw,
+        )
+        .cast(empty_frame(QuarantineSchema).schema)
+    )

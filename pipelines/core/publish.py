@@ -1,0 +1,123 @@
+"""Publish a release: Delta table versions, a releases row, then the catalog.
+
+Order matters for crash safety. Table writes are atomic Delta commits that readers do not
+see yet; the releases row is the commit point; the catalog swap is an atomic rename. A
+crash anywhere leaves the previous release readable, and the next run redoes the work.
+"""
+
+from __future__ import annotations
+
+import array
+import datetime as dt
+import hashlib
+
+import polars as pl
+from deltalake import DeltaTable
+
+from pipelines.core.catalog import write_catalog
+from pipelines.core.parsing import PARSER_VERSION
+from pipelines.core.warehouse import WarehousePaths, publish_lock
+from schemas.tables import PUBLISHED_TABLES, TABLE_KEYS, PaperSchema, ReleaseSchema, empty_frame
+
+# Deletion vectors and column mapping stay off so stock DuckDB can read the Parquet files.
+_DELTA_WRITE_OPTIONS = {"schema_mode": "overwrite"}
+
+
+def row_hashes(frame: pl.DataFrame) -> pl.Series:
+    """A 64-bit hash per row (stable for a given Polars version)."""
+    if frame.height == 0:
+        return pl.Series("hash", [], dtype=pl.UInt64)
+    return frame.hash_rows(seed=0)
+
+
+def table_hash(frame: pl.DataFrame, key: list[str]) -> str:
+    """Content hash of a table: its schema and its rows in key order."""
+    ordered = frame.sort(key) if frame.height else frame
+    digest = hashlib.sha256(repr(list(frame.schema.items())).encode())
+    digest.update(array.array("Q", row_hashes(ordered).to_list()).tobytes())
+    return digest.hexdigest()
+
+
+def read_table(paths: WarehousePaths, name: str, version: int | None = None) -> pl.DataFrame:
+    return pl.read_delta(str(paths.table(name)), version=version)
+
+
+def releases(paths: WarehousePaths) -> pl.DataFrame:
+    """Every published release, oldest first (empty when nothing is published)."""
+    if not DeltaTable.is_deltatable(str(paths.table("releases"))):
+        return empty_frame(ReleaseSchema)
+    return read_table(paths, "releases").sort("release")
+
+
+def latest_release(paths: WarehousePaths) -> dict | None:
+    published = releases(paths)
+    return published.row(-1, named=True) if published.height else None
+
+
+def get_release(paths: WarehousePaths, number: int) -> dict | None:
+    published = releases(paths).filter(pl.col("release") == number)
+    return published.row(0, named=True) if published.height else None
+
+
+def read_release_table(paths: WarehousePaths, release: dict, name: str) -> pl.DataFrame:
+    return read_table(paths, name, version=release[f"{name}_version"])
+
+
+def published_papers(paths: WarehousePaths) -> pl.DataFrame:
+    """Papers of the latest release, the reference for stable ids (empty before any)."""
+    release = latest_release(paths)
+    if release is None:
+        return empty_frame(PaperSchema)
+    return read_release_table(paths, release, "papers")
+
+
+def paper_changes(previous: pl.DataFrame, current: pl.DataFrame) -> dict[str, int]:
+    """Counts of papers added, updated (any column changed) and removed."""
+    before = previous.select("paper_id", h=row_hashes(previous))
+    after = current.select("paper_id", h=row_hashes(current))
+    joined = before.join(after, on="paper_id", how="full", coalesce=True, suffix="_new")
+    return {
+        "papers_added": joined.filter(pl.col("h").is_null()).height,
+        "papers_removed": joined.filter(pl.col("h_new").is_null()).height,
+        "papers_updated": joined.filter(pl.col("h") != pl.col("h_new")).height,
+    }
+
+
+def publish_release(
+    paths: WarehousePaths,
+    tables: dict[str, pl.DataFrame],
+    now: dt.datetime | None = None,
+) -> dict | None:
+    """Publish `tables` as the next release, or return None when nothing changed."""
+    with publish_lock(paths):
+        previous = latest_release(paths)
+        hashes = {name: table_hash(tables[name], TABLE_KEYS[name]) for name in PUBLISHED_TABLES}
+        if previous and all(previous[f"{n}_hash"] == hashes[n] for n in PUBLISHED_TABLES):
+            return None
+        row: dict = {
+            "release": (previous["release"] + 1) if previous else 1,
+            "created_at": now or dt.datetime.now(dt.UTC),
+            "parser_version": PARSER_VERSION,
+            "content_hash": hashlib.sha256("".join(hashes.values()).encode()).hexdigest(),
+        }
+        for name in PUBLISHED_TABLES:
+            frame = tables[name]
+            if previous and previous[f"{name}_hash"] == hashes[name]:
+                version = previous[f"{name}_version"]  # unchanged: no new Delta version
+            else:
+                frame.write_delta(
+                    str(paths.table(name)), mode="overwrite", delta_write_options=_DELTA_WRITE_OPTIONS
+                )
+                version = DeltaTable(str(paths.table(name))).version()
+            row[f"{name}_version"] = version
+            row[f"{name}_rows"] = frame.height
+            row[f"{name}_hash"] = hashes[name]
+        previous_papers = (
+            read_release_table(paths, previous, "papers") if previous else empty_frame(PaperSchema)
+        )
+        row.update(paper_changes(previous_papers, tables["papers"]))
+        release = pl.DataFrame([row], schema=empty_frame(ReleaseSchema).schema)
+        ReleaseSchema.validate(release)
+        release.write_delta(str(paths.table("releases")), mode="append")  # the commit point
+        write_catalog(paths, row)
+        return row

@@ -1,0 +1,192 @@
+"""Per-digest parse results, validated and stored content-addressed by the file's sha256.
+
+Staging is what makes ingestion incremental and idempotent: a digest is parsed once; the
+same bytes landing again (under any name) find their result already staged.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from pipelines.core.parsing import PARSER_VERSION, ParsedDigest
+from pipelines.core.validation import validate
+from schemas.tables import DigestSchema, EntrySchema, QuarantineSchema, empty_frame
+
+# Digest columns decided at build time, not at parse time.
+BUILD_TIME_DIGEST_COLUMNS = ("status", "superseded_by")
+
+
+@dataclass(frozen=True)
+class StagedDigest:
+    digest: pl.DataFrame  # one row: DigestSchema without the build-time columns
+    entries: pl.DataFrame  # EntrySchema
+    quarantine: pl.DataFrame  # QuarantineSchema
+
+    @property
+    def digest_id(self) -> str:
+        return self.digest["digest_id"][0]
+
+
+def _entries_frame(parsed: ParsedDigest) -> pl.DataFrame:
+    if not parsed.entries:
+        return empty_frame(EntrySchema)
+    return pl.DataFrame(
+        {
+            "digest_id": parsed.digest_id,
+            "source_path": parsed.source_path,
+            "digest_date": parsed.digest_date,
+            "position": [e.position for e in parsed.entries],
+            "title": [e.title for e in parsed.entries],
+            "abstract": [e.abstract for e in parsed.entries],
+            "title_line": [e.title_line for e in parsed.entries],
+            "abstract_line": [e.abstract_line for e in parsed.entries],
+        },
+        schema=empty_frame(EntrySchema).schema,
+    )
+
+
+def _quarantine_frame(parsed: ParsedDigest, rows: list[dict]) -> pl.DataFrame:
+    base = [
+        {
+            "line_start": q.line_start,
+            "line_end": q.line_end,
+            "n_lines": q.n_lines,
+            "stage": "file" if parsed.rejected_reason else "record",
+            "reason": q.reason,
+            "message": q.message,
+            "raw_text": q.raw_text,
+        }
+        for q in parsed.quarantine
+    ]
+    records = [
+        {"source_path": parsed.source_path, "digest_id": parsed.digest_id,
+         "digest_date": parsed.digest_date, **row}
+        for row in base + rows
+    ]
+    empty = empty_frame(QuarantineSchema)
+    if not records:
+        return empty
+    return pl.DataFrame(records, schema=empty.schema)
+
+
+def stage_digest(parsed: ParsedDigest) -> StagedDigest:
+    """Frames for one parsed digest; entries failing EntrySchema move to quarantine."""
+    entries = _entries_frame(parsed)
+    checked = validate(entries, EntrySchema)
+    failed_rows = []
+    if checked.n_failed:
+        failed = entries.with_row_index("row").join(checked.failures, on="row")
+        for row in failed.iter_rows(named=True):
+            failed_rows.append(
+                {
+                    "line_start": row["title_line"],
+                    "line_end": row["abstract_line"],
+                    "n_lines": 2,
+                    "stage": "record",
+                    "reason": "schema:entries",
+                    "message": f"entry failed {row['checks']}",
+                    "raw_text": f"{row['title']}\n\n{row['abstract']}",
+                }
+            )
+        entries = checked.valid.with_columns(
+            position=pl.int_range(1, checked.valid.height + 1, dtype=pl.Int32)
+        )
+    quarantine = _quarantine_frame(parsed, failed_rows)
+    n_quarantined_lines = int(quarantine["n_lines"].sum()) if quarantine.height else 0
+    columns = {
+        name: dtype
+        for name, dtype in empty_frame(DigestSchema).schema.items()
+        if name not in BUILD_TIME_DIGEST_COLUMNS
+    }
+    digest = pl.DataFrame(
+        [
+            {
+                "digest_id": parsed.digest_id,
+                "source_path": parsed.source_path,
+                "digest_date": parsed.digest_date,
+                "date_label": parsed.date_label,
+                "date_source": parsed.date_source,
+                "n_entries": entries.height
+                + quarantine.filter(pl.col("stage") == "record").height,
+                "n_valid": entries.height,
+                "n_quarantined": quarantine.height,
+                "n_lines": parsed.n_nonblank_lines,
+                "n_header_lines": parsed.n_header_lines,
+                "n_quarantined_lines": n_quarantined_lines,
+                "n_bytes": parsed.n_bytes,
+                "encoding": parsed.encoding,
+                "warnings": "; ".join(parsed.warnings) or None,
+                "landed_at": parsed.landed_at,
+                "parser_version": PARSER_VERSION,
+            }
+        ],
+        schema=columns,
+    )
+    return StagedDigest(digest, entries, quarantine)
+
+
+class StagingArea:
+    """`<root>/<digest_id>/{digest,entries,quarantine}.parquet`, each digest written whole."""
+
+    FILES = ("digest", "entries", "quarantine")
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def path(self, digest_id: str) -> Path:
+        return self.root / digest_id
+
+    def has(self, digest_id: str) -> bool:
+        return (self.path(digest_id) / "quarantine.parquet").exists()
+
+    def digest_ids(self) -> list[str]:
+        if not self.root.exists():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if self.has(p.name))
+
+    def write(self, staged: StagedDigest) -> bool:
+        """Store a digest unless it is already staged; returns whether it wrote.
+        Written to a temporary folder and renamed, so a crash never leaves half a digest."""
+        target = self.path(staged.digest_id)
+        if self.has(staged.digest_id):
+            return False
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=self.root))
+        try:
+            staged.digest.write_parquet(tmp / "digest.parquet")
+            staged.entries.write_parquet(tmp / "entries.parquet")
+            staged.quarantine.write_parquet(tmp / "quarantine.parquet")  # written last: marker
+            if target.exists():  # a crashed earlier attempt left an incomplete folder
+                shutil.rmtree(target)
+            os.replace(tmp, target)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        return True
+
+    def read(self, name: str, digest_ids: list[str] | None = None) -> pl.DataFrame:
+        """All staged rows of one kind (digest, entries or quarantine)."""
+        ids = self.digest_ids() if digest_ids is None else digest_ids
+        files = [str(self.path(i) / f"{name}.parquet") for i in ids]
+        if not files:
+            return {"digest": _digest_stage_empty, "entries": _entries_empty,
+                    "quarantine": _quarantine_empty}[name]()
+        return pl.read_parquet(files)
+
+
+def _digest_stage_empty() -> pl.DataFrame:
+    return empty_frame(DigestSchema).drop(BUILD_TIME_DIGEST_COLUMNS)
+
+
+def _entries_empty() -> pl.DataFrame:
+    return empty_frame(EntrySchema)
+
+
+def _quarantine_empty() -> pl.DataFrame:
+    return empty_frame(QuarantineSchema)

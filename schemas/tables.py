@@ -1,0 +1,226 @@
+"""One Pandera (polars) model per table: the single source of truth for columns.
+
+Every column carries a description; the Dagster UI and the dataset documentation read
+them from here.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import pandera.polars as pa
+import polars as pl
+
+UtcTimestamp = Annotated[pl.Datetime, "us", "UTC"]
+StringList = Annotated[pl.List, pl.String]
+
+DIGEST_STATUSES = ["ingested", "superseded", "rejected"]
+SHA256 = r"^[0-9a-f]{64}$"
+
+
+class _Strict:
+    strict = True  # no column that the contract does not name
+    coerce = False
+
+
+class EntrySchema(pa.DataFrameModel):
+    """A title/abstract pair parsed from one digest file, before deduplication."""
+
+    digest_id: str = pa.Field(str_matches=SHA256, description="sha256 of the digest file's bytes")
+    source_path: str = pa.Field(description="Path of the digest file, relative to the landing folder")
+    digest_date: pl.Date = pa.Field(description="Date of the digest the entry appeared in")
+    position: pl.Int32 = pa.Field(ge=1, description="1-based rank of the entry in its digest")
+    title: str = pa.Field(str_length={"min_value": 1}, description="Title as written")
+    abstract: str = pa.Field(str_length={"min_value": 1}, description="Abstract as written")
+    title_line: pl.Int32 = pa.Field(ge=1, description="Line number of the title in the file")
+    abstract_line: pl.Int32 = pa.Field(ge=1, description="Line number of the abstract")
+
+    @pa.dataframe_check
+    def abstract_follows_title(cls, data) -> pl.LazyFrame:
+        return data.lazyframe.select(pl.col("abstract_line") > pl.col("title_line"))
+
+    class Config(_Strict):
+        unique = ["digest_id", "position"]
+
+
+class DigestSchema(pa.DataFrameModel):
+    """One row per distinct digest file that landed (identical bytes count once)."""
+
+    digest_id: str = pa.Field(
+        unique=True, str_matches=SHA256, description="sha256 of the raw bytes: the file's identity"
+    )
+    source_path: str = pa.Field(description="Path relative to the landing folder where it landed")
+    digest_date: pl.Date = pa.Field(
+        nullable=True, description="Date of the digest (null only for rejected files)"
+    )
+    date_label: str = pa.Field(nullable=True, description="The date line as written, e.g. 'Mar 14'")
+    date_source: str = pa.Field(
+        nullable=True,
+        isin=["file_name", "landed_at"],
+        description="Where the year came from: a YYYY-MM-DD in the file name, or the landing time",
+    )
+    status: str = pa.Field(
+        isin=DIGEST_STATUSES,
+        description="ingested; superseded (a later file for the same date or path won); rejected",
+    )
+    superseded_by: str = pa.Field(
+        nullable=True, description="digest_id of the digest that superseded this one"
+    )
+    n_entries: pl.Int32 = pa.Field(
+        ge=0, description="Entries found: valid ones plus record-level quarantined ones"
+    )
+    n_valid: pl.Int32 = pa.Field(ge=0, description="Valid title/abstract entries")
+    n_quarantined: pl.Int32 = pa.Field(ge=0, description="Quarantine rows from this file")
+    n_lines: pl.Int32 = pa.Field(ge=0, description="Non-blank lines in the file")
+    n_header_lines: pl.Int32 = pa.Field(ge=0, description="Header and date lines recognised")
+    n_quarantined_lines: pl.Int32 = pa.Field(ge=0, description="Non-blank lines quarantined")
+    n_bytes: pl.Int64 = pa.Field(ge=0, description="Size of the file in bytes")
+    encoding: str = pa.Field(
+        nullable=True, description="Text encoding used to read it (null: not text)"
+    )
+    warnings: str = pa.Field(nullable=True, description="Things worth knowing, e.g. not UTF-8")
+    landed_at: UtcTimestamp = pa.Field(description="When the file landed (its mtime), UTC")
+    parser_version: str = pa.Field(description="Version of the parser that read the file")
+
+    @pa.dataframe_check
+    def dated_unless_rejected(cls, data) -> pl.LazyFrame:
+        return data.lazyframe.select(
+            (pl.col("status") == "rejected") | pl.col("digest_date").is_not_null()
+        )
+
+    @pa.dataframe_check
+    def nothing_lost(cls, data) -> pl.LazyFrame:
+        """Every non-blank line is a header/date line, half of an entry, or quarantined."""
+        return data.lazyframe.select(
+            pl.col("n_lines")
+            == pl.col("n_header_lines") + 2 * pl.col("n_valid") + pl.col("n_quarantined_lines")
+        )
+
+    class Config(_Strict):
+        pass
+
+
+class AppearanceSchema(pa.DataFrameModel):
+    """One row per paper per digest date: where and how a paper appeared."""
+
+    digest_date: pl.Date = pa.Field(description="Date of the digest")
+    paper_id: str = pa.Field(description="The paper (see papers.paper_id)")
+    position: pl.Int32 = pa.Field(ge=1, description="1-based rank of the paper in the digest")
+    digest_id: str = pa.Field(str_matches=SHA256, description="The digest file it appeared in")
+    title: str = pa.Field(str_length={"min_value": 1}, description="Title as written in that digest")
+    line_start: pl.Int32 = pa.Field(ge=1, description="First line of the entry in the file")
+    line_end: pl.Int32 = pa.Field(ge=1, description="Last line of the entry in the file")
+    match_reason: str = pa.Field(
+        description="Why the entry is this paper: first_seen, exact (same title and abstract as the first), title+similar_abstract"
+    )
+
+    @pa.dataframe_check
+    def span_ordered(cls, data) -> pl.LazyFrame:
+        return data.lazyframe.select(pl.col("line_end") >= pl.col("line_start"))
+
+    class Config(_Strict):
+        unique = ["digest_date", "paper_id"]
+
+
+class PaperSchema(pa.DataFrameModel):
+    """One row per distinct paper across all ingested digests."""
+
+    paper_id: str = pa.Field(
+        unique=True, str_matches=r"^p[0-9a-f]{15}$", description="Stable id; never changes"
+    )
+    title: str = pa.Field(str_length={"min_value": 1}, description="Title as last written")
+    title_key: str = pa.Field(
+        str_length={"min_value": 1},
+        description="Folded title used for matching (NFKC, casefold, no punctuation)",
+    )
+    abstract: str = pa.Field(str_length={"min_value": 1}, description="Latest abstract seen")
+    first_seen: pl.Date = pa.Field(description="Date of the first digest it appeared in")
+    last_seen: pl.Date = pa.Field(description="Date of the latest digest it appeared in")
+    n_appearances: pl.Int32 = pa.Field(ge=1, description="Number of digest dates it appeared on")
+    links: StringList = pa.Field(description="URLs in the abstract, trailing punctuation removed")
+    github_repo: str = pa.Field(nullable=True, description="owner/name of a GitHub repo it links")
+    acronym: str = pa.Field(nullable=True, description="Short name from the title, e.g. TAME")
+    n_words: pl.Int32 = pa.Field(ge=0, description="Words in the abstract")
+
+    @pa.dataframe_check
+    def seen_in_order(cls, data) -> pl.LazyFrame:
+        return data.lazyframe.select(pl.col("first_seen") <= pl.col("last_seen"))
+
+    class Config(_Strict):
+        pass
+
+
+class QuarantineSchema(pa.DataFrameModel):
+    """One row per rejected file, record or published row, with the rejected text itself."""
+
+    source_path: str = pa.Field(description="File the text came from, relative to landing")
+    digest_id: str = pa.Field(str_matches=SHA256, description="sha256 of that file's bytes")
+    digest_date: pl.Date = pa.Field(nullable=True, description="Digest date, when known")
+    line_start: pl.Int32 = pa.Field(ge=1, description="First line of the rejected text")
+    line_end: pl.Int32 = pa.Field(ge=1, description="Last line of the rejected text")
+    n_lines: pl.Int32 = pa.Field(ge=0, description="Non-blank lines this row accounts for")
+    stage: str = pa.Field(
+        description="Where it was rejected: file, record, or schema:<table> at publish"
+    )
+    reason: str = pa.Field(str_length={"min_value": 1}, description="Short reason code")
+    message: str = pa.Field(str_length={"min_value": 1}, description="What is wrong, for a person")
+    raw_text: str = pa.Field(description="The rejected text, exactly: nothing is lost")
+
+    class Config(_Strict):
+        pass
+
+
+PUBLISHED_TABLES = ("digests", "appearances", "papers", "quarantine")
+
+
+class ReleaseSchema(pa.DataFrameModel):
+    """One row per published release of the dataset."""
+
+    release: pl.Int64 = pa.Field(ge=1, unique=True, description="Release number: 1, 2, ...")
+    created_at: UtcTimestamp = pa.Field(description="When the release was published, UTC")
+    parser_version: str = pa.Field(description="Parser version of this build")
+    content_hash: str = pa.Field(description="Hash of all published tables' content")
+    digests_version: pl.Int64 = pa.Field(ge=0, description="Delta version of digests")
+    appearances_version: pl.Int64 = pa.Field(ge=0, description="Delta version of appearances")
+    papers_version: pl.Int64 = pa.Field(ge=0, description="Delta version of papers")
+    quarantine_version: pl.Int64 = pa.Field(ge=0, description="Delta version of quarantine")
+    digests_rows: pl.Int64 = pa.Field(ge=0, description="Rows in digests")
+    appearances_rows: pl.Int64 = pa.Field(ge=0, description="Rows in appearances")
+    papers_rows: pl.Int64 = pa.Field(ge=0, description="Rows in papers")
+    quarantine_rows: pl.Int64 = pa.Field(ge=0, description="Rows in quarantine")
+    digests_hash: str = pa.Field(description="Content hash of digests")
+    appearances_hash: str = pa.Field(description="Content hash of appearances")
+    papers_hash: str = pa.Field(description="Content hash of papers")
+    quarantine_hash: str = pa.Field(description="Content hash of quarantine")
+    papers_added: pl.Int64 = pa.Field(ge=0, description="Papers new since the previous release")
+    papers_updated: pl.Int64 = pa.Field(ge=0, description="Papers whose row changed")
+    papers_removed: pl.Int64 = pa.Field(ge=0, description="Papers gone since the previous release")
+
+    class Config(_Strict):
+        pass
+
+
+TABLE_SCHEMAS: dict[str, type[pa.DataFrameModel]] = {
+    "digests": DigestSchema,
+    "appearances": AppearanceSchema,
+    "papers": PaperSchema,
+    "quarantine": QuarantineSchema,
+    "releases": ReleaseSchema,
+}
+
+# The key that identifies a row of each table; used for sorting and diffs.
+TABLE_KEYS: dict[str, list[str]] = {
+    "digests": ["digest_id"],
+    "appearances": ["digest_date", "paper_id"],
+    "papers": ["paper_id"],
+    "quarantine": ["digest_id", "line_start", "stage", "reason"],
+    "releases": ["release"],
+}
+
+
+def empty_frame(model: type[pa.DataFrameModel]) -> pl.DataFrame:
+    """A zero-row frame with exactly the model's columns and dtypes."""
+    schema = model.to_schema()
+    return pl.DataFrame(
+        schema={name: column.dtype.type for name, column in schema.columns.items()}
+    )
