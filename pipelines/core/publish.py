@@ -15,6 +15,7 @@ import polars as pl
 from deltalake import DeltaTable
 
 from pipelines.core.catalog import write_catalog
+from pipelines.core.diff import change_counts
 from pipelines.core.parsing import PARSER_VERSION
 from pipelines.core.warehouse import WarehousePaths, publish_lock
 from schemas.tables import PUBLISHED_TABLES, TABLE_KEYS, PaperSchema, ReleaseSchema, empty_frame
@@ -71,18 +72,6 @@ def published_papers(paths: WarehousePaths) -> pl.DataFrame:
     return read_release_table(paths, release, "papers")
 
 
-def paper_changes(previous: pl.DataFrame, current: pl.DataFrame) -> dict[str, int]:
-    """Counts of papers added, updated (any column changed) and removed."""
-    before = previous.select("paper_id", h=row_hashes(previous))
-    after = current.select("paper_id", h=row_hashes(current))
-    joined = before.join(after, on="paper_id", how="full", coalesce=True, suffix="_new")
-    return {
-        "papers_added": joined.filter(pl.col("h").is_null()).height,
-        "papers_removed": joined.filter(pl.col("h_new").is_null()).height,
-        "papers_updated": joined.filter(pl.col("h") != pl.col("h_new")).height,
-    }
-
-
 def publish_release(
     paths: WarehousePaths,
     tables: dict[str, pl.DataFrame],
@@ -115,7 +104,7 @@ def publish_release(
         previous_papers = (
             read_release_table(paths, previous, "papers") if previous else empty_frame(PaperSchema)
         )
-        row.update(paper_changes(previous_papers, tables["papers"]))
+        row.update(change_counts(previous_papers, tables["papers"]))
         release = pl.DataFrame([row], schema=empty_frame(ReleaseSchema).schema)
         ReleaseSchema.validate(release)
         release.write_delta(str(paths.table("releases")), mode="append")  # the commit point

@@ -1,0 +1,282 @@
+"""The `papers` command line."""
+
+from __future__ import annotations
+
+import csv
+import enum
+import io
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+app = typer.Typer(
+    help="Daily Papers digests in, a versioned DuckDB-queryable dataset out.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err = Console(stderr=True)
+
+LandingOption = Annotated[
+    Path | None,
+    typer.Option("--landing", help="Folder digests land in [env: PAPERS_LANDING_DIR]"),
+]
+WarehouseOption = Annotated[
+    Path | None,
+    typer.Option("--warehouse", help="Warehouse folder [env: PAPERS_WAREHOUSE_DIR]"),
+]
+
+
+class OutputFormat(str, enum.Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+def fail(message: str) -> typer.Exit:
+    """One plain line that says what is wrong and what to do; exit code 1."""
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(1)
+
+
+def _dirs(landing: Path | None, warehouse: Path | None):
+    from pipelines.core.warehouse import WarehousePaths, resolve_dirs
+
+    landing_dir, warehouse_dir = resolve_dirs(landing, warehouse)
+    return landing_dir, WarehousePaths(warehouse_dir)
+
+
+def _published_paths(warehouse: Path | None):
+    _, paths = _dirs(None, warehouse)
+    if not paths.catalog.exists():
+        raise fail(f"no release in {paths.root}: run `papers ingest` first")
+    return paths
+
+
+class _RichProgress:
+    """Draws the parse step's progress bar."""
+
+    def __init__(self, console: Console):
+        self._bar = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), console=console, transient=True,
+        )
+        self._task = None
+
+    def start(self, total: int, description: str) -> None:
+        self._bar.start()
+        self._task = self._bar.add_task(description, total=total)
+
+    def advance(self, steps: int = 1) -> None:
+        if self._task is not None:
+            self._bar.advance(self._task, steps)
+
+    def stop(self) -> None:
+        self._bar.stop()
+
+
+@app.command()
+def ingest(
+    landing: LandingOption = None,
+    warehouse: WarehouseOption = None,
+    verbose: Annotated[bool, typer.Option(help="Show Dagster's run log")] = False,
+) -> None:
+    """Run the Dagster asset graph in process over the landing folder and publish a release
+    (none when nothing changed)."""
+    outcome = _run_ingest(landing, warehouse, verbose)
+    _print_outcome(outcome)
+
+
+def _run_ingest(landing, warehouse, verbose):
+    landing_dir, paths = _dirs(landing, warehouse)
+    if not landing_dir.is_dir():
+        raise fail(f"landing folder {landing_dir} does not exist: create it or pass --landing DIR")
+    try:
+        paths.root.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise fail(f"cannot create warehouse folder {paths.root} ({error.strerror}): "
+                   "pass --warehouse DIR") from error
+    import warnings
+
+    warnings.filterwarnings("ignore", module="dagster")  # beta/preview notices, not news
+    from pipelines.defs.inprocess import ingest as run
+
+    with console.status("Running the asset graph…"):
+        return run(
+            landing_dir, paths.root, progress=_RichProgress(console),
+            log_level="DEBUG" if verbose else "WARNING",
+        )
+
+
+def _print_outcome(outcome) -> None:
+    for message in outcome.skipped:
+        err.print(f"[yellow]skipped:[/yellow] {message}", highlight=False)
+    release = outcome.release
+    if release is None:
+        console.print(f"{outcome.n_files} digest files; nothing published yet.")
+        return
+    verb = "Published" if outcome.published else "No change; latest is"
+    console.print(
+        f"{outcome.n_files} digest files. {verb} release {release['release']}: "
+        f"{release['papers_rows']:,} papers, {release['appearances_rows']:,} appearances, "
+        f"{release['digests_rows']:,} digests, {release['quarantine_rows']:,} quarantined "
+        f"(+{release['papers_added']} added, ~{release['papers_updated']} updated, "
+        f"-{release['papers_removed']} removed)."
+    )
+
+
+@app.command()
+def demo(
+    landing: LandingOption = None,
+    warehouse: WarehouseOption = None,
+    digests: Annotated[int, typer.Option(help="Synthetic digests to write if landing is empty")] = 5,
+) -> None:
+    """Ingest the landing folder and show what came out. An empty landing folder first gets
+    SYNTHETIC sample digests (synthetic-YYYY-MM-DD.txt), so this works on a fresh clone."""
+    from pipelines.core.synthetic import write_digests
+
+    landing_dir, paths = _dirs(landing, warehouse)
+    if not landing_dir.exists() or not any(landing_dir.iterdir()):
+        written = write_digests(landing_dir, digests, seed=0)
+        console.print(
+            f"[bold]Landing folder was empty:[/bold] wrote {len(written)} SYNTHETIC sample "
+            f"digests to {landing_dir} (generated, not real papers)."
+        )
+    outcome = _run_ingest(landing_dir, paths.root, verbose=False)
+    _print_outcome(outcome)
+    _run_sql(
+        paths,
+        "SELECT paper_id, title, first_seen, n_appearances FROM papers "
+        "ORDER BY n_appearances DESC, first_seen, paper_id LIMIT 5",
+        None,
+        OutputFormat.table,
+        title="papers (top 5 by appearances)",
+    )
+    _run_sql(paths, "SELECT * FROM releases ORDER BY release DESC LIMIT 1", None,
+             OutputFormat.table, title="latest release", vertical=True)
+    console.print(f"Query it yourself: [bold]duckdb {paths.catalog}[/bold] "
+                  f"or [bold]papers sql \"SELECT count(*) FROM papers\"[/bold]")
+
+
+@app.command()
+def sql(
+    query: Annotated[str, typer.Argument(help="SQL over digests, appearances, papers, "
+                                              "quarantine and releases")],
+    release: Annotated[int | None, typer.Option(help="Query this older release")] = None,
+    format: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.table,
+    warehouse: WarehouseOption = None,
+) -> None:
+    """Run SQL against the latest release (or --release N)."""
+    _run_sql(_published_paths(warehouse), query, release, format)
+
+
+def _connect(paths, release: int | None):
+    import duckdb
+
+    from pipelines.core.catalog import create_views
+    from pipelines.core.publish import get_release
+
+    if release is None:
+        return duckdb.connect(str(paths.catalog), read_only=True)
+    row = get_release(paths, release)
+    if row is None:
+        raise fail(f"no release {release}: `papers releases` lists the published ones")
+    con = duckdb.connect()
+    create_views(con, paths, row)
+    return con
+
+
+def _run_sql(paths, query, release, output: OutputFormat, title=None, vertical=False) -> None:
+    import duckdb
+
+    con = _connect(paths, release)
+    try:
+        cursor = con.execute(query)
+        columns = [d[0] for d in cursor.description] if cursor.description else []
+        rows = cursor.fetchall() if columns else []
+    except duckdb.Error as error:
+        raise fail(f"query failed: {str(error).splitlines()[0]}") from error
+    finally:
+        con.close()
+    _emit(columns, rows, output, title, vertical)
+
+
+def _emit(columns, rows, output: OutputFormat, title=None, vertical=False) -> None:
+    if output is OutputFormat.csv:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(columns)
+        writer.writerows(rows)
+        sys.stdout.write(buffer.getvalue())
+    elif output is OutputFormat.json:
+        records = [dict(zip(columns, row, strict=True)) for row in rows]
+        sys.stdout.write(json.dumps(records, default=str, ensure_ascii=False, indent=1) + "\n")
+    elif vertical and len(rows) == 1:
+        table = Table("column", "value", title=title)
+        for name, value in zip(columns, rows[0], strict=True):
+            table.add_row(name, _cell(value))
+        console.print(table)
+    else:
+        table = Table(*columns, title=title)
+        for row in rows:
+            table.add_row(*(_cell(v) for v in row))
+        console.print(table)
+        if not rows:
+            console.print("(no rows)")
+
+
+def _cell(value, limit: int = 80) -> str:
+    text = "" if value is None else str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@app.command()
+def releases(
+    warehouse: WarehouseOption = None,
+    format: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.table,
+) -> None:
+    """List published releases."""
+    from pipelines.core.publish import releases as read_releases
+
+    paths = _published_paths(warehouse)
+    frame = read_releases(paths).select(
+        "release", "created_at", "papers_rows", "appearances_rows", "digests_rows",
+        "quarantine_rows", "papers_added", "papers_updated", "papers_removed", "content_hash",
+    )
+    _emit(frame.columns, frame.rows(), format, title="releases")
+
+
+@app.command()
+def diff(
+    a: Annotated[int, typer.Argument(help="Older release")],
+    b: Annotated[int, typer.Argument(help="Newer release")],
+    warehouse: WarehouseOption = None,
+    format: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.table,
+) -> None:
+    """Papers added, removed and updated (with the columns that changed) from A to B."""
+    from pipelines.core.diff import diff_papers
+    from pipelines.core.publish import get_release, read_release_table
+
+    paths = _published_paths(warehouse)
+    rows = {}
+    for number in (a, b):
+        rows[number] = get_release(paths, number)
+        if rows[number] is None:
+            raise fail(f"no release {number}: `papers releases` lists the published ones")
+    changes = diff_papers(
+        read_release_table(paths, rows[a], "papers"), read_release_table(paths, rows[b], "papers")
+    )
+    _emit(changes.columns, changes.rows(), format, title=f"papers: release {a} → {b}")
+    if format is OutputFormat.table:
+        counts = changes.group_by("change").len().sort("change").rows()
+        console.print(", ".join(f"{n} {c}" for c, n in counts) or "no changes")
+
+
+def main() -> None:  # pragma: no cover - console script shim
+    app()

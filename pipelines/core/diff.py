@@ -1,0 +1,36 @@
+"""What changed in `papers` between two releases."""
+
+from __future__ import annotations
+
+import polars as pl
+
+DIFF_COLUMNS = {"change": pl.String, "paper_id": pl.String, "title": pl.String,
+                "changed_columns": pl.String}
+
+
+def diff_papers(before: pl.DataFrame, after: pl.DataFrame) -> pl.DataFrame:
+    """One row per paper added, removed or updated, with the columns that changed
+    (comma-separated; only columns present in both releases are compared)."""
+    shared = [c for c in after.columns if c in before.columns and c != "paper_id"]
+    joined = before.join(after, on="paper_id", how="full", coalesce=True, suffix="__after")
+    in_before = pl.col("title").is_not_null()
+    in_after = pl.col("title__after").is_not_null()
+    changed = pl.concat_list(
+        [pl.when(pl.col(c).ne_missing(pl.col(f"{c}__after"))).then(pl.lit(c)) for c in shared]
+    ).list.drop_nulls()
+    result = joined.select(
+        change=pl.when(~in_before).then(pl.lit("added"))
+        .when(~in_after).then(pl.lit("removed"))
+        .when(changed.list.len() > 0).then(pl.lit("updated")),
+        paper_id="paper_id",
+        title=pl.coalesce("title__after", "title"),
+        changed_columns=pl.when(in_before & in_after).then(changed.list.join(", ")),
+    )
+    order = pl.col("change").replace_strict({"added": 0, "updated": 1, "removed": 2}, default=3)
+    return result.filter(pl.col("change").is_not_null()).sort(order, "paper_id").cast(DIFF_COLUMNS)
+
+
+def change_counts(before: pl.DataFrame, after: pl.DataFrame) -> dict[str, int]:
+    """{"papers_added": n, "papers_updated": n, "papers_removed": n}."""
+    counts = dict(diff_papers(before, after).group_by("change").len().iter_rows())
+    return {f"papers_{c}": counts.get(c, 0) for c in ("added", "updated", "removed")}

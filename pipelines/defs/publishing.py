@@ -1,0 +1,209 @@
+"""The published tables, the release that publishes them, and the DuckDB catalog."""
+
+
+import duckdb
+import polars as pl
+
+import dagster as dg
+from pipelines.core.build import build_tables
+from pipelines.core.catalog import write_catalog
+from pipelines.core.publish import latest_release, publish_release, published_papers
+from pipelines.core.validation import SchemaContractError, validate
+from pipelines.defs.ingestion import digest_entries
+from pipelines.defs.metadata import column_schema, markdown_table, table_metadata
+from pipelines.defs.resources import WarehouseResource
+from schemas.tables import PUBLISHED_TABLES, TABLE_SCHEMAS
+
+_TABLE_DESCRIPTIONS = {
+    "digests": "One row per landed digest file: its date, status and line accounting.",
+    "appearances": "One row per paper per digest date, with position and source lines.",
+    "papers": "One row per distinct paper, with stable paper_id and enrichment columns.",
+    "quarantine": "Every rejected file, record or row, with its reason and raw text.",
+}
+
+
+@dg.multi_asset(
+    outs={
+        name: dg.AssetOut(
+            description=_TABLE_DESCRIPTIONS[name],
+            group_name="warehouse",
+            kinds={"polars", "pandera"},
+            owners=["team:data-engineering"],
+            metadata={"dagster/column_schema": column_schema(TABLE_SCHEMAS[name])},
+        )
+        for name in PUBLISHED_TABLES
+    },
+    deps=[digest_entries],
+    check_specs=[
+        dg.AssetCheckSpec(
+            "matches_schema",
+            asset=name,
+            description=f"Every row of {name} passes {TABLE_SCHEMAS[name].__name__}",
+        )
+        for name in PUBLISHED_TABLES
+    ],
+)
+def warehouse_tables(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    """Build digests, appearances, papers and quarantine from every staged digest.
+
+    Digest statuses follow the identity rules (a later file for the same date supersedes
+    the earlier one); papers keep the ids already published. Rows failing their schema
+    move to quarantine, so what is published always passes."""
+    staging = warehouse.staging
+    tables = build_tables(
+        staging.read("digest"),
+        staging.read("entries"),
+        staging.read("quarantine"),
+        published_papers(warehouse.paths),
+    )
+    quarantine = tables["quarantine"]
+    for name in PUBLISHED_TABLES:
+        frame = tables[name]
+        metadata = table_metadata(frame, TABLE_SCHEMAS[name])
+        if name == "digests":
+            metadata["by_status"] = dg.MetadataValue.md(
+                markdown_table(frame.group_by("status").len().sort("status"), max_rows=10)
+            )
+        if name == "quarantine":
+            metadata["by_reason"] = dg.MetadataValue.md(
+                markdown_table(frame.group_by("reason").len().sort("len", descending=True), 20)
+            )
+        yield dg.Output(frame, output_name=name, metadata=metadata)
+        rejected = quarantine.filter(pl.col("stage") == f"schema:{name}")
+        yield _schema_check(name, frame, rejected)
+
+
+def _schema_check(name: str, frame: pl.DataFrame, rejected: pl.DataFrame) -> dg.AssetCheckResult:
+    try:
+        result = validate(frame, TABLE_SCHEMAS[name])
+        problem = None
+    except SchemaContractError as error:
+        result, problem = None, str(error)
+    n_failing = result.n_failed if result else frame.height
+    return dg.AssetCheckResult(
+        asset_key=name,
+        check_name="matches_schema",
+        passed=problem is None and n_failing == 0,
+        metadata={
+            "rows_moved_to_quarantine": rejected.height,
+            "failing_rows_left": n_failing,
+            "sample": dg.MetadataValue.md(
+                markdown_table(rejected.select("digest_id", "message"), max_rows=5)
+                if rejected.height
+                else problem or "_none_"
+            ),
+        },
+    )
+
+
+@dg.asset(
+    ins={name: dg.AssetIn(name) for name in PUBLISHED_TABLES},
+    group_name="warehouse",
+    kinds={"deltalake"},
+    owners=["team:data-engineering"],
+    check_specs=[
+        dg.AssetCheckSpec(
+            "nothing_lost",
+            asset="release",
+            description="For every digest: non-blank lines = header/date lines "
+            "+ 2 x valid entries + quarantined lines",
+        )
+    ],
+)
+def release(
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    digests: pl.DataFrame,
+    appearances: pl.DataFrame,
+    papers: pl.DataFrame,
+    quarantine: pl.DataFrame,
+):
+    """Publish the tables as the next release of the Delta tables under `tables/`.
+
+    Nothing changed since the last release means no release. The releases table records
+    each table's Delta version, row counts and papers added/updated/removed; the DuckDB
+    catalog is swapped to the new release atomically."""
+    tables = {"digests": digests, "appearances": appearances, "papers": papers,
+              "quarantine": quarantine}
+    published = publish_release(warehouse.paths, tables)
+    current = published or latest_release(warehouse.paths)
+    metadata: dict = {"published": published is not None}
+    if current:
+        metadata.update(
+            {
+                "release": int(current["release"]),
+                "content_hash": current["content_hash"],
+                **{f"{n}_rows": int(current[f"{n}_rows"]) for n in PUBLISHED_TABLES},
+                **{k: int(current[k]) for k in ("papers_added", "papers_updated",
+                                                 "papers_removed")},
+            }
+        )
+    if published is None:
+        context.log.info("Nothing changed since the last release: no release published.")
+    yield dg.MaterializeResult(metadata=metadata)
+    yield nothing_lost_check(digests)
+
+
+def nothing_lost_check(digests: pl.DataFrame) -> dg.AssetCheckResult:
+    unbalanced = digests.filter(
+        pl.col("n_lines")
+        != pl.col("n_header_lines") + 2 * pl.col("n_valid") + pl.col("n_quarantined_lines")
+    )
+    return dg.AssetCheckResult(
+        check_name="nothing_lost",
+        passed=unbalanced.height == 0,
+        metadata={
+            "digests_checked": digests.height,
+            "lines_checked": int(digests["n_lines"].sum() or 0),
+            "unbalanced_digests": dg.MetadataValue.md(
+                markdown_table(unbalanced.select("source_path", "n_lines", "n_valid"))
+            ),
+        },
+    )
+
+
+@dg.asset(
+    deps=[release],
+    group_name="warehouse",
+    kinds={"duckdb"},
+    owners=["team:data-engineering"],
+)
+def duckdb_catalog(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    """`catalog.duckdb`: one view per table over the Parquet files of the latest release,
+    readable by stock DuckDB from any working directory (`duckdb warehouse/catalog.duckdb`).
+    Rewritten if it does not point at the latest release."""
+    paths = warehouse.paths
+    current = latest_release(paths)
+    if current is None:
+        return dg.MaterializeResult(metadata={"release": 0, "note": "nothing published yet"})
+    if _catalog_release(paths.catalog) != current["release"]:
+        write_catalog(paths, current)
+    con = duckdb.connect(str(paths.catalog), read_only=True)
+    try:
+        counts = {
+            f"{name}_rows": con.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0]  # noqa: S608
+            for name in (*PUBLISHED_TABLES, "releases")
+        }
+    finally:
+        con.close()
+    return dg.MaterializeResult(
+        metadata={
+            "release": int(current["release"]),
+            "path": dg.MetadataValue.path(str(paths.catalog)),
+            "query_with": dg.MetadataValue.md(f"```\nduckdb {paths.catalog}\n```"),
+            **counts,
+        }
+    )
+
+
+def _catalog_release(catalog) -> int | None:
+    if not catalog.exists():
+        return None
+    try:
+        con = duckdb.connect(str(catalog), read_only=True)
+        try:
+            return con.execute("SELECT release FROM catalog_info").fetchone()[0]
+        finally:
+            con.close()
+    except duckdb.Error:
+        return None  # unreadable or old: rewrite it
