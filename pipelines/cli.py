@@ -33,7 +33,7 @@ WarehouseOption = Annotated[
 ]
 
 
-class OutputFormat(str, enum.Enum):
+class OutputFormat(enum.StrEnum):
     table = "table"
     csv = "csv"
     json = "json"
@@ -41,7 +41,7 @@ class OutputFormat(str, enum.Enum):
 
 def fail(message: str) -> typer.Exit:
     """One plain line that says what is wrong and what to do; exit code 1."""
-    err.print(f"[red]error:[/red] {message}", highlight=False)
+    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
     return typer.Exit(1)
 
 
@@ -64,8 +64,12 @@ class _RichProgress:
 
     def __init__(self, console: Console):
         self._bar = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TimeElapsedColumn(), console=console, transient=True,
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
         )
         self._task = None
 
@@ -100,8 +104,9 @@ def _run_ingest(landing, warehouse, verbose):
     try:
         paths.root.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise fail(f"cannot create warehouse folder {paths.root} ({error.strerror}): "
-                   "pass --warehouse DIR") from error
+        raise fail(
+            f"cannot create warehouse folder {paths.root} ({error.strerror}): pass --warehouse DIR"
+        ) from error
     import warnings
 
     warnings.filterwarnings("ignore", module="dagster")  # beta/preview notices, not news
@@ -109,7 +114,9 @@ def _run_ingest(landing, warehouse, verbose):
 
     with console.status("Running the asset graph…"):
         return run(
-            landing_dir, paths.root, progress=_RichProgress(console),
+            landing_dir,
+            paths.root,
+            progress=_RichProgress(console),
             log_level="DEBUG" if verbose else "WARNING",
         )
 
@@ -135,7 +142,9 @@ def _print_outcome(outcome) -> None:
 def demo(
     landing: LandingOption = None,
     warehouse: WarehouseOption = None,
-    digests: Annotated[int, typer.Option(help="Synthetic digests to write if landing is empty")] = 5,
+    digests: Annotated[
+        int, typer.Option(help="Synthetic digests to write if landing is empty")
+    ] = 5,
 ) -> None:
     """Ingest the landing folder and show what came out. An empty landing folder first gets
     SYNTHETIC sample digests (synthetic-YYYY-MM-DD.txt), so this works on a fresh clone."""
@@ -158,16 +167,23 @@ def demo(
         OutputFormat.table,
         title="papers (top 5 by appearances)",
     )
-    _run_sql(paths, "SELECT * FROM releases ORDER BY release DESC LIMIT 1", None,
-             OutputFormat.table, title="latest release", vertical=True)
-    console.print(f"Query it yourself: [bold]duckdb {paths.catalog}[/bold] "
-                  f"or [bold]papers sql \"SELECT count(*) FROM papers\"[/bold]")
+    _run_sql(
+        paths,
+        "SELECT * FROM releases ORDER BY release DESC LIMIT 1",
+        None,
+        OutputFormat.table,
+        title="latest release",
+        vertical=True,
+    )
+    hint = 'papers sql "SELECT count(*) FROM papers"'
+    console.print(f"Query it yourself: [bold]duckdb {paths.catalog}[/bold] or [bold]{hint}[/bold]")
 
 
 @app.command()
 def sql(
-    query: Annotated[str, typer.Argument(help="SQL over digests, appearances, papers, "
-                                              "quarantine and releases")],
+    query: Annotated[
+        str, typer.Argument(help="SQL over digests, appearances, papers, quarantine and releases")
+    ],
     release: Annotated[int | None, typer.Option(help="Query this older release")] = None,
     format: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.table,
     warehouse: WarehouseOption = None,
@@ -246,8 +262,16 @@ def releases(
 
     paths = _published_paths(warehouse)
     frame = read_releases(paths).select(
-        "release", "created_at", "papers_rows", "appearances_rows", "digests_rows",
-        "quarantine_rows", "papers_added", "papers_updated", "papers_removed", "content_hash",
+        "release",
+        "created_at",
+        "papers_rows",
+        "appearances_rows",
+        "digests_rows",
+        "quarantine_rows",
+        "papers_added",
+        "papers_updated",
+        "papers_removed",
+        "content_hash",
     )
     _emit(frame.columns, frame.rows(), format, title="releases")
 

@@ -27,7 +27,7 @@ class EntrySchema(pa.DataFrameModel):
     """A title/abstract pair parsed from one digest file, before deduplication."""
 
     digest_id: str = pa.Field(str_matches=SHA256, description="sha256 of the digest file's bytes")
-    source_path: str = pa.Field(description="Path of the digest file, relative to the landing folder")
+    source_path: str = pa.Field(description="Path of the digest file, relative to landing")
     digest_date: pl.Date = pa.Field(description="Date of the digest the entry appeared in")
     position: pl.Int32 = pa.Field(ge=1, description="1-based rank of the entry in its digest")
     title: str = pa.Field(str_length={"min_value": 1}, description="Title as written")
@@ -107,11 +107,12 @@ class AppearanceSchema(pa.DataFrameModel):
     paper_id: str = pa.Field(description="The paper (see papers.paper_id)")
     position: pl.Int32 = pa.Field(ge=1, description="1-based rank of the paper in the digest")
     digest_id: str = pa.Field(str_matches=SHA256, description="The digest file it appeared in")
-    title: str = pa.Field(str_length={"min_value": 1}, description="Title as written in that digest")
+    title: str = pa.Field(str_length={"min_value": 1}, description="Title as written there")
     line_start: pl.Int32 = pa.Field(ge=1, description="First line of the entry in the file")
     line_end: pl.Int32 = pa.Field(ge=1, description="Last line of the entry in the file")
     match_reason: str = pa.Field(
-        description="Why the entry is this paper: first_seen, exact (same title and abstract as the first), title+similar_abstract"
+        description="Why the entry is this paper: first_seen; exact (same title and abstract "
+        "as its first appearance); title+similar_abstract (a revised abstract)"
     )
 
     @pa.dataframe_check
@@ -221,6 +222,4 @@ TABLE_KEYS: dict[str, list[str]] = {
 def empty_frame(model: type[pa.DataFrameModel]) -> pl.DataFrame:
     """A zero-row frame with exactly the model's columns and dtypes."""
     schema = model.to_schema()
-    return pl.DataFrame(
-        schema={name: column.dtype.type for name, column in schema.columns.items()}
-    )
+    return pl.DataFrame(schema={name: column.dtype.type for name, column in schema.columns.items()})

@@ -29,7 +29,7 @@ def digest_statuses(staged_digests: pl.DataFrame) -> pl.DataFrame:
         pl.col("digest_id") == pl.col("path_winner")
     )
     by_date = current.group_by("digest_date").agg(date_winner=latest)
-    winners = readable.join(by_path, on="source_path").join(by_date, on="digest_date")
+    winners = readable.join(by_path, on="source_path").join(by_date, on="digest_date", how="left")
     superseded_by = (
         pl.when(pl.col("digest_id") != pl.col("path_winner"))
         .then(pl.col("path_winner"))
@@ -143,10 +143,12 @@ def _schema_rejects(
     return (
         failed.join(source, on="digest_id", how="left", suffix="_src")
         .select(
-            source_path=pl.col("source_path_src") if "source_path" in failed.columns
+            source_path=pl.col("source_path_src")
+            if "source_path" in failed.columns
             else pl.col("source_path"),
             digest_id="digest_id",
-            digest_date=pl.col("digest_date") if "digest_date" in failed.columns
+            digest_date=pl.col("digest_date")
+            if "digest_date" in failed.columns
             else pl.lit(None, pl.Date),
             line_start="line_start",
             line_end="line_end",

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import polars as pl
 
-DIFF_COLUMNS = {"change": pl.String, "paper_id": pl.String, "title": pl.String,
-                "changed_columns": pl.String}
+DIFF_COLUMNS = {
+    "change": pl.String,
+    "paper_id": pl.String,
+    "title": pl.String,
+    "changed_columns": pl.String,
+}
 
 
 def diff_papers(before: pl.DataFrame, after: pl.DataFrame) -> pl.DataFrame:
@@ -19,9 +23,12 @@ def diff_papers(before: pl.DataFrame, after: pl.DataFrame) -> pl.DataFrame:
         [pl.when(pl.col(c).ne_missing(pl.col(f"{c}__after"))).then(pl.lit(c)) for c in shared]
     ).list.drop_nulls()
     result = joined.select(
-        change=pl.when(~in_before).then(pl.lit("added"))
-        .when(~in_after).then(pl.lit("removed"))
-        .when(changed.list.len() > 0).then(pl.lit("updated")),
+        change=pl.when(~in_before)
+        .then(pl.lit("added"))
+        .when(~in_after)
+        .then(pl.lit("removed"))
+        .when(changed.list.len() > 0)
+        .then(pl.lit("updated")),
         paper_id="paper_id",
         title=pl.coalesce("title__after", "title"),
         changed_columns=pl.when(in_before & in_after).then(changed.list.join(", ")),

@@ -86,9 +86,7 @@ class ParsedDigest:
 
     def lines_accounted(self) -> int:
         """Header/date lines + 2 per valid entry + quarantined lines."""
-        return (
-            self.n_header_lines + 2 * len(self.entries) + sum(q.n_lines for q in self.quarantine)
-        )
+        return self.n_header_lines + 2 * len(self.entries) + sum(q.n_lines for q in self.quarantine)
 
 
 def sha256_hex(data: bytes) -> str:
@@ -328,9 +326,7 @@ def _parse_body(digest: ParsedDigest, lines: list[str], start: int) -> None:
                 )
                 continue
             seen.add(key)
-            digest.entries.append(
-                Entry(len(digest.entries) + 1, title, line, title_no, number)
-            )
+            digest.entries.append(Entry(len(digest.entries) + 1, title, line, title_no, number))
         else:
             orphan_title()
             pending_title = (number, line)

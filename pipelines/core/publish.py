@@ -95,7 +95,9 @@ def publish_release(
                 version = previous[f"{name}_version"]  # unchanged: no new Delta version
             else:
                 frame.write_delta(
-                    str(paths.table(name)), mode="overwrite", delta_write_options=_DELTA_WRITE_OPTIONS
+                    str(paths.table(name)),
+                    mode="overwrite",
+                    delta_write_options=_DELTA_WRITE_OPTIONS,
                 )
                 version = DeltaTable(str(paths.table(name))).version()
             row[f"{name}_version"] = version

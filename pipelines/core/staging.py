@@ -65,8 +65,12 @@ def _quarantine_frame(parsed: ParsedDigest, rows: list[dict]) -> pl.DataFrame:
         for q in parsed.quarantine
     ]
     records = [
-        {"source_path": parsed.source_path, "digest_id": parsed.digest_id,
-         "digest_date": parsed.digest_date, **row}
+        {
+            "source_path": parsed.source_path,
+            "digest_id": parsed.digest_id,
+            "digest_date": parsed.digest_date,
+            **row,
+        }
         for row in base + rows
     ]
     empty = empty_frame(QuarantineSchema)
@@ -112,8 +116,7 @@ def stage_digest(parsed: ParsedDigest) -> StagedDigest:
                 "digest_date": parsed.digest_date,
                 "date_label": parsed.date_label,
                 "date_source": parsed.date_source,
-                "n_entries": entries.height
-                + quarantine.filter(pl.col("stage") == "record").height,
+                "n_entries": entries.height + quarantine.filter(pl.col("stage") == "record").height,
                 "n_valid": entries.height,
                 "n_quarantined": quarantine.height,
                 "n_lines": parsed.n_nonblank_lines,
@@ -175,8 +178,11 @@ class StagingArea:
         ids = self.digest_ids() if digest_ids is None else digest_ids
         files = [str(self.path(i) / f"{name}.parquet") for i in ids]
         if not files:
-            return {"digest": _digest_stage_empty, "entries": _entries_empty,
-                    "quarantine": _quarantine_empty}[name]()
+            return {
+                "digest": _digest_stage_empty,
+                "entries": _entries_empty,
+                "quarantine": _quarantine_empty,
+            }[name]()
         return pl.read_parquet(files)
 
 

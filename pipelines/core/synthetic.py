@@ -72,8 +72,12 @@ def _paper(rng: random.Random, index: int) -> SyntheticPaper:
         template = rng.choice(_SENTENCES)
         sentences.append(
             template.format(
-                topic=rng.choice(_TOPICS), task=task, adj=rng.choice(_ADJECTIVES), name=name,
-                verb=rng.choice(_VERBS), n=rng.randint(2, 40),
+                topic=rng.choice(_TOPICS),
+                task=task,
+                adj=rng.choice(_ADJECTIVES),
+                name=name,
+                verb=rng.choice(_VERBS),
+                n=rng.randint(2, 40),
             )
         )
     abstract = " ".join(sentences)

@@ -1,6 +1,5 @@
 """One dynamic partition per landed digest file, and the asset that parses it."""
 
-
 import dagster as dg
 import polars as pl
 
@@ -72,6 +71,7 @@ def digest_entries(
             description=f"{len(failed)} of {len(keys)} digests failed to parse; "
             "the others were staged",
             metadata={"failures": dg.MetadataValue.md("\n".join(f"- {f}" for f in failed))},
+            allow_retries=False,  # a parser bug is not transient; retrying cannot help
         )
     summary = pl.DataFrame(rows, infer_schema_length=None)
     metadata: dict = {

@@ -44,8 +44,10 @@ def ingest(
     tags, selection = {}, None
     if keys:
         ordered = [k for k in instance.get_dynamic_partitions(digest_partitions.name) if k in keys]
-        tags = {ASSET_PARTITION_RANGE_START_TAG: ordered[0],
-                ASSET_PARTITION_RANGE_END_TAG: ordered[-1]}
+        tags = {
+            ASSET_PARTITION_RANGE_START_TAG: ordered[0],
+            ASSET_PARTITION_RANGE_END_TAG: ordered[-1],
+        }
     else:  # nothing landed: still publish (an empty release) and keep the catalog current
         selection = dg.AssetSelection.all() - dg.AssetSelection.assets(digest_entries)
     result = dg.materialize(

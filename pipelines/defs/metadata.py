@@ -1,6 +1,5 @@
 """Materialization metadata that makes the Dagster UI tell the story."""
 
-
 import dagster as dg
 import pandera.polars as pa
 import polars as pl

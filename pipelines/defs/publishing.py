@@ -1,10 +1,9 @@
 """The published tables, the release that publishes them, and the DuckDB catalog."""
 
-
+import dagster as dg
 import duckdb
 import polars as pl
 
-import dagster as dg
 from pipelines.core.build import build_tables
 from pipelines.core.catalog import write_catalog
 from pipelines.core.publish import latest_release, publish_release, published_papers
@@ -123,8 +122,12 @@ def release(
     Nothing changed since the last release means no release. The releases table records
     each table's Delta version, row counts and papers added/updated/removed; the DuckDB
     catalog is swapped to the new release atomically."""
-    tables = {"digests": digests, "appearances": appearances, "papers": papers,
-              "quarantine": quarantine}
+    tables = {
+        "digests": digests,
+        "appearances": appearances,
+        "papers": papers,
+        "quarantine": quarantine,
+    }
     published = publish_release(warehouse.paths, tables)
     current = published or latest_release(warehouse.paths)
     metadata: dict = {"published": published is not None}
@@ -134,8 +137,9 @@ def release(
                 "release": int(current["release"]),
                 "content_hash": current["content_hash"],
                 **{f"{n}_rows": int(current[f"{n}_rows"]) for n in PUBLISHED_TABLES},
-                **{k: int(current[k]) for k in ("papers_added", "papers_updated",
-                                                 "papers_removed")},
+                **{
+                    k: int(current[k]) for k in ("papers_added", "papers_updated", "papers_removed")
+                },
             }
         )
     if published is None:

@@ -1,6 +1,5 @@
 """Resources: where the warehouse lives, and an IO manager for Polars frames."""
 
-
 import os
 import tempfile
 from pathlib import Path

@@ -1,0 +1,73 @@
+import datetime as dt
+
+import polars as pl
+
+from pipelines.core.build import build_tables, digest_statuses
+from pipelines.core.parsing import parse_digest
+from pipelines.core.staging import stage_digest
+from schemas.tables import PaperSchema, empty_frame
+from tests.conftest import abstract_for, digest_text
+
+T0 = dt.datetime(2025, 6, 1, tzinfo=dt.UTC)
+
+
+def staged(name, date_label, entries, landed):
+    return stage_digest(parse_digest(digest_text(date_label, entries).encode(), name, landed))
+
+
+def build(*digests):
+    return build_tables(
+        pl.concat([d.digest for d in digests]),
+        pl.concat([d.entries for d in digests]),
+        pl.concat([d.quarantine for d in digests]),
+        empty_frame(PaperSchema),
+    )
+
+
+def test_later_file_for_same_date_supersedes_earlier():
+    old = staged("a.txt", "Mar 14", [("Old Paper", abstract_for("old"))], T0)
+    new = staged(
+        "b.txt", "Mar 14", [("New Paper", abstract_for("new"))], T0 + dt.timedelta(hours=1)
+    )
+    tables = build(old, new)
+    status = dict(tables["digests"].select("source_path", "status").iter_rows())
+    assert status == {"a.txt": "superseded", "b.txt": "ingested"}
+    assert (
+        tables["digests"].filter(pl.col("source_path") == "a.txt")["superseded_by"][0]
+        == new.digest_id
+    )
+    assert tables["papers"]["title"].to_list() == ["New Paper"]
+
+
+def test_new_content_at_same_path_supersedes_old_content():
+    old = staged("a.txt", "Mar 14", [("Old Paper", abstract_for("old"))], T0)
+    new = staged(
+        "a.txt", "Mar 15", [("New Paper", abstract_for("new"))], T0 + dt.timedelta(hours=1)
+    )
+    statuses = digest_statuses(pl.concat([old.digest, new.digest]))
+    assert dict(statuses.select("digest_id", "status").iter_rows()) == {
+        old.digest_id: "superseded",
+        new.digest_id: "ingested",
+    }
+
+
+def test_rejected_replacement_does_not_supersede_good_data():
+    good = staged("a.txt", "Mar 14", [("Good Paper", abstract_for("good"))], T0)
+    broken = stage_digest(parse_digest(b"", "a.txt", T0 + dt.timedelta(hours=1)))
+    tables = build(good, broken)
+    assert sorted(tables["digests"]["status"].to_list()) == ["ingested", "rejected"]
+    assert tables["papers"]["title"].to_list() == ["Good Paper"]
+    assert tables["quarantine"]["reason"].to_list() == ["empty_file"]
+
+
+def test_papers_aggregate_appearances():
+    a = staged("a.txt", "Mar 14", [("P1", abstract_for("one")), ("P2", abstract_for("two"))], T0)
+    b = staged("b.txt", "Mar 15", [("P2", abstract_for("two"))], T0)
+    tables = build(a, b)
+    p2 = tables["papers"].filter(pl.col("title") == "P2").row(0, named=True)
+    assert (p2["first_seen"], p2["last_seen"], p2["n_appearances"]) == (
+        dt.date(2025, 3, 14),
+        dt.date(2025, 3, 15),
+        2,
+    )
+    assert tables["appearances"].height == 3

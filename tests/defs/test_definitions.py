@@ -1,0 +1,93 @@
+"""The Dagster code location: it loads, assets run with a built context, the graph runs."""
+
+import datetime as dt
+
+import dagster as dg
+import pytest
+
+import pipelines.core.landing as landing_module
+from pipelines.core.staging import StagingArea
+from pipelines.core.warehouse import WarehousePaths
+from pipelines.definitions import defs
+from pipelines.defs.ingestion import digest_entries, digest_partitions
+from pipelines.defs.inprocess import ingest
+from pipelines.defs.resources import Progress, WarehouseResource
+from tests.conftest import abstract_for, write_digest
+
+T0 = dt.datetime(2025, 6, 1, tzinfo=dt.UTC)
+
+
+def test_every_definition_loads_and_is_described():
+    repository = defs.get_repository_def()
+    keys = {key.to_user_string() for key in repository.asset_graph.get_all_asset_keys()}
+    assert keys == {
+        "digest_entries",
+        "digests",
+        "appearances",
+        "papers",
+        "quarantine",
+        "release",
+        "duckdb_catalog",
+    }
+    for key in repository.asset_graph.get_all_asset_keys():
+        node = repository.asset_graph.get(key)
+        assert node.description, key
+        assert node.group_name in {"ingestion", "warehouse"}, key
+    checks = {c.name for c in repository.asset_graph.asset_check_keys}
+    assert checks == {"matches_schema", "nothing_lost"}
+
+
+def test_tables_carry_column_descriptions_from_the_schemas():
+    repository = defs.get_repository_def()
+    node = repository.asset_graph.get(dg.AssetKey("papers"))
+    schema = node.metadata["dagster/column_schema"]
+    columns = {c.name: c.description for c in schema.columns}
+    assert "paper_id" in columns and all(columns.values())
+
+
+def test_digest_entries_called_with_a_built_context(landing, warehouse):
+    write_digest(landing, "a.txt", "Mar 14", [("Paper A", abstract_for("a"))], T0)
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(digest_partitions.name, ["a.txt"])
+    context = dg.build_asset_context(partition_key="a.txt", instance=instance)
+    resource = WarehouseResource(landing_dir=str(landing), warehouse_dir=str(warehouse))
+    result = digest_entries(context, warehouse=resource, progress=Progress())
+    assert result.metadata["valid"] == 1 and result.metadata["status"] == "parsed"
+    assert result.metadata["date"] == "2025-03-14"
+    assert len(StagingArea(WarehousePaths(warehouse).staging).digest_ids()) == 1
+    again = digest_entries(context, warehouse=resource, progress=Progress())
+    assert again.metadata["status"] == "unchanged"
+
+
+def test_an_unexpected_failure_fails_the_run_but_other_digests_are_staged(
+    landing, warehouse, monkeypatch
+):
+    write_digest(landing, "good.txt", "Mar 14", [("Paper A", abstract_for("a"))], T0)
+    write_digest(landing, "boom.txt", "Mar 15", [("Paper B", abstract_for("b"))], T0)
+    real = landing_module.parse_digest
+
+    def exploding(data, source_path, landed_at):
+        if source_path == "boom.txt":
+            raise RuntimeError("simulated parser bug")
+        return real(data, source_path, landed_at)
+
+    monkeypatch.setattr(landing_module, "parse_digest", exploding)
+    with pytest.raises(dg.Failure, match="1 of 2 digests failed"):
+        ingest(landing, warehouse)
+    assert len(StagingArea(WarehousePaths(warehouse).staging).digest_ids()) == 1
+    monkeypatch.setattr(landing_module, "parse_digest", real)
+    outcome = ingest(landing, warehouse)  # the next run completes the work
+    assert outcome.release["papers_rows"] == 2
+
+
+def test_graph_materializes_with_a_persistent_instance(landing, warehouse, tmp_path):
+    write_digest(landing, "a.txt", "Mar 14", [("Paper A", abstract_for("a"))], T0)
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        outcome = ingest(landing, warehouse, instance=instance)
+        assert outcome.published
+        release = instance.get_latest_materialization_event(dg.AssetKey("release"))
+        assert release.asset_materialization.metadata["release"].value == 1
+        check = instance.event_log_storage.get_latest_asset_check_execution_by_key(
+            [dg.AssetCheckKey(dg.AssetKey("release"), "nothing_lost")]
+        )
+        assert check
