@@ -71,3 +71,20 @@ def test_papers_aggregate_appearances():
         2,
     )
     assert tables["appearances"].height == 3
+
+
+def test_published_row_failing_its_schema_moves_to_quarantine_with_the_check_named():
+    good = staged("a.txt", "Mar 14", [("Good Paper", abstract_for("good"))], T0)
+    other = staged("b.txt", "Mar 15", [("Other Paper", abstract_for("other"))], T0)
+    tampered = other.digest.with_columns(n_lines=pl.lit(99, pl.Int32))  # breaks nothing_lost
+    tables = build_tables(
+        pl.concat([good.digest, tampered]),
+        pl.concat([good.entries, other.entries]),
+        pl.concat([good.quarantine, other.quarantine]),
+        empty_frame(PaperSchema),
+    )
+    assert tables["digests"]["source_path"].to_list() == ["a.txt"]
+    [row] = tables["quarantine"].rows(named=True)
+    assert row["stage"] == "schema:digests" and row["source_path"] == "b.txt"
+    assert "nothing_lost" in row["message"]
+    assert '"n_lines":99' in row["raw_text"]  # the rejected row itself is kept
