@@ -1,5 +1,7 @@
 """The five real seed digests through the real Dagster graph, queried from the catalog."""
 
+from pathlib import Path
+
 import duckdb
 import pytest
 
@@ -68,3 +70,32 @@ def test_published_papers_pass_enrichment_basics(catalog):
         "SELECT count(*) FROM (SELECT unnest(links) AS l FROM papers) WHERE l SIMILAR TO '.*[.)}]'",
     )
     assert bad_links == 0
+
+
+def test_paper_ids_are_stable_when_more_digests_land(seeds_dir, tmp_path):
+    """Seeds A alone, versus A then B in a second warehouse: A's papers keep their ids."""
+    import shutil
+
+    from tests.conftest import SEEDS_MTIME, set_mtime
+
+    seeds = sorted(seeds_dir.glob("*.txt"))
+    first, second = seeds[:3], seeds[3:]
+
+    def land(folder, files):
+        folder.mkdir(exist_ok=True)
+        for seed in files:
+            set_mtime(Path(shutil.copy(seed, folder)), SEEDS_MTIME)
+        return folder
+
+    def ids(warehouse):
+        con = duckdb.connect(str(warehouse / "catalog.duckdb"), read_only=True)
+        return dict(con.execute("SELECT title_key, paper_id FROM papers").fetchall())
+
+    ingest(land(tmp_path / "a", first), tmp_path / "wa")
+    alone = ids(tmp_path / "wa")
+    landing = land(tmp_path / "ab", first)
+    ingest(landing, tmp_path / "wab")
+    ingest(land(landing, second), tmp_path / "wab")
+    together = ids(tmp_path / "wab")
+    assert len(together) == 268 and len(alone) < 268
+    assert {k: together[k] for k in alone} == alone
