@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from pipelines.defs.automation import housekeeping, housekeeping_schedule, landing_sensor
 from pipelines.defs.ingestion import digest_entries
 from pipelines.defs.publishing import duckdb_catalog, release, warehouse_tables
 from pipelines.defs.resources import PolarsParquetIOManager, Progress, WarehouseResource
@@ -14,7 +15,9 @@ def build_definitions(
     (the CLI passes its own; `dagster dev` takes the defaults)."""
     warehouse = warehouse or WarehouseResource()
     return dg.Definitions(
-        assets=[digest_entries, warehouse_tables, release, duckdb_catalog],
+        assets=[digest_entries, warehouse_tables, release, duckdb_catalog, housekeeping],
+        sensors=[landing_sensor],
+        schedules=[housekeeping_schedule],
         resources={
             "warehouse": warehouse,
             "io_manager": PolarsParquetIOManager(warehouse=warehouse),

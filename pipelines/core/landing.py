@@ -68,8 +68,9 @@ def read_landed(landing: Path, key: str) -> tuple[bytes, dt.datetime]:
             data = handle.read()
     except FileNotFoundError as error:
         raise LandingError(f"{key}: no longer in the landing folder") from error
-    except OSError as error:
+    except (PermissionError, IsADirectoryError) as error:
         raise LandingError(f"{key}: cannot be read ({error.strerror})") from error
+    # Any other OSError (an I/O error, a stale network mount) may pass: let it propagate.
     return data, dt.datetime.fromtimestamp(info.st_mtime_ns / 1e9, tz=dt.UTC)
 
 

@@ -36,7 +36,7 @@ def digest_entries(
     run; the run's metadata lists each of them."""
     keys = context.partition_keys
     staging = warehouse.staging
-    rows, failed = [], []
+    rows, failed, io_errors = [], [], []
     progress.start(len(keys), "Parsing digests")
     for key in keys:
         try:
@@ -44,6 +44,10 @@ def digest_entries(
         except LandingError as error:
             context.log.warning(str(error))
             rows.append({"digest": key, "status": "unreadable", "message": str(error)})
+            continue
+        except OSError as error:  # possibly transient: the run fails and is retried
+            context.log.warning(f"{key}: I/O error {error}")
+            io_errors.append(f"{key}: {error}")
             continue
         except Exception as error:  # one digest's surprise must not stop the others
             context.log.exception(f"{key}: unexpected failure")
@@ -66,6 +70,11 @@ def digest_entries(
             }
         )
     progress.stop()
+    if io_errors:
+        raise dg.Failure(
+            description=f"I/O errors reading {len(io_errors)} digests; the run will be retried",
+            metadata={"io_errors": dg.MetadataValue.md("\n".join(f"- {e}" for e in io_errors))},
+        )
     if failed:
         raise dg.Failure(
             description=f"{len(failed)} of {len(keys)} digests failed to parse; "

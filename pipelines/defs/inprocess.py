@@ -12,6 +12,7 @@ from dagster._core.storage.tags import (
 from pipelines.core.landing import scan_landing
 from pipelines.core.publish import latest_release
 from pipelines.definitions import build_definitions
+from pipelines.defs.automation import INGEST_ASSETS
 from pipelines.defs.ingestion import digest_entries, digest_partitions
 from pipelines.defs.resources import Progress, WarehouseResource
 
@@ -41,7 +42,7 @@ def ingest(
     keys = [f.key for f in files]
     known = set(instance.get_dynamic_partitions(digest_partitions.name))
     instance.add_dynamic_partitions(digest_partitions.name, [k for k in keys if k not in known])
-    tags, selection = {}, None
+    tags, selection = {}, dg.AssetSelection.assets(*INGEST_ASSETS)
     if keys:
         ordered = [k for k in instance.get_dynamic_partitions(digest_partitions.name) if k in keys]
         tags = {
@@ -49,7 +50,7 @@ def ingest(
             ASSET_PARTITION_RANGE_END_TAG: ordered[-1],
         }
     else:  # nothing landed: still publish (an empty release) and keep the catalog current
-        selection = dg.AssetSelection.all() - dg.AssetSelection.assets(digest_entries)
+        selection = selection - dg.AssetSelection.assets(digest_entries)
     result = dg.materialize(
         defs.assets,
         selection=selection,

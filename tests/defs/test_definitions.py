@@ -28,13 +28,16 @@ def test_every_definition_loads_and_is_described():
         "quarantine",
         "release",
         "duckdb_catalog",
+        "housekeeping",
     }
     for key in repository.asset_graph.get_all_asset_keys():
         node = repository.asset_graph.get(key)
         assert node.description, key
-        assert node.group_name in {"ingestion", "warehouse"}, key
+        assert node.group_name in {"ingestion", "warehouse", "maintenance"}, key
     checks = {c.name for c in repository.asset_graph.asset_check_keys}
-    assert checks == {"matches_schema", "nothing_lost"}
+    assert checks == {"matches_schema", "nothing_lost", "release_consistent"}
+    assert {s.name for s in defs.sensors} == {"landing_sensor"}
+    assert {s.name for s in defs.schedules} == {"daily_housekeeping"}
 
 
 def test_tables_carry_column_descriptions_from_the_schemas():
@@ -91,3 +94,36 @@ def test_graph_materializes_with_a_persistent_instance(landing, warehouse, tmp_p
             [dg.AssetCheckKey(dg.AssetKey("release"), "nothing_lost")]
         )
         assert check
+
+
+def test_transient_io_errors_are_retried(landing, warehouse, monkeypatch):
+    write_digest(landing, "a.txt", "Mar 14", [("Paper A", abstract_for("a"))], T0)
+    real = landing_module.read_landed
+    calls = []
+
+    def flaky(folder, key):
+        calls.append(key)
+        if len(calls) == 1:
+            raise OSError(5, "Input/output error")
+        return real(folder, key)
+
+    monkeypatch.setattr(landing_module, "read_landed", flaky)
+    outcome = ingest(landing, warehouse)
+    assert len(calls) == 2 and outcome.release["papers_rows"] == 1
+
+
+def test_housekeeping_materializes_and_checks_the_release(landing, warehouse):
+    from pipelines.defs.automation import housekeeping
+
+    write_digest(landing, "a.txt", "Mar 14", [("Paper A", abstract_for("a"))], T0)
+    ingest(landing, warehouse)
+    resource = WarehouseResource(landing_dir=str(landing), warehouse_dir=str(warehouse))
+    result = dg.materialize(
+        [housekeeping],
+        resources={"warehouse": resource},
+        run_config={"ops": {"housekeeping": {"config": {"min_retention_hours": 0}}}},
+    )
+    [check] = result.get_asset_check_evaluations()
+    assert check.passed and check.check_name == "release_consistent"
+    [event] = result.get_asset_materialization_events()
+    assert event.materialization.metadata["files_vacuumed"].value == 0

@@ -1,0 +1,61 @@
+import datetime as dt
+from pathlib import Path
+
+import duckdb
+
+from pipelines.core.maintenance import check_release, compact_releases, vacuum
+from pipelines.core.publish import get_release, read_release_table, releases
+from pipelines.core.warehouse import WarehousePaths
+from pipelines.defs.inprocess import ingest
+from tests.conftest import abstract_for, write_digest
+
+T0 = dt.datetime(2025, 6, 1, tzinfo=dt.UTC)
+
+
+def three_releases(landing, warehouse) -> WarehousePaths:
+    for day in (14, 15, 16):
+        write_digest(
+            landing,
+            f"d{day}.txt",
+            f"Mar {day}",
+            [(f"Paper {day}", abstract_for(f"topic {day}"))],
+            T0,
+        )
+        assert ingest(landing, warehouse).published
+    return WarehousePaths(warehouse)
+
+
+def test_vacuum_keeps_retained_releases_and_deletes_the_rest(landing, warehouse):
+    paths = three_releases(landing, warehouse)
+    report = vacuum(paths, keep_releases=2, min_retention_hours=0)
+    assert report.removed["papers"] == 1  # release 1's papers file, and nothing else
+    for number in (2, 3):  # retained releases stay fully readable
+        assert read_release_table(paths, get_release(paths, number), "papers").height == number
+    assert check_release(paths) == []
+    assert vacuum(paths, keep_releases=2, min_retention_hours=0).removed["papers"] == 0
+
+
+def test_min_retention_protects_recent_files(landing, warehouse):
+    paths = three_releases(landing, warehouse)
+    report = vacuum(paths, keep_releases=1, min_retention_hours=24)
+    assert sum(report.removed.values()) == 0
+    assert read_release_table(paths, get_release(paths, 1), "papers").height == 1
+
+
+def test_compaction_merges_release_rows_and_keeps_the_catalog_working(landing, warehouse):
+    paths = three_releases(landing, warehouse)
+    assert compact_releases(paths) == 3
+    assert releases(paths)["release"].to_list() == [1, 2, 3]
+    con = duckdb.connect(str(paths.catalog), read_only=True)
+    assert con.execute("SELECT count(*) FROM releases").fetchone()[0] == 3
+    con.close()
+    assert check_release(paths) == []
+
+
+def test_check_release_reports_a_missing_data_file(landing, warehouse):
+    paths = three_releases(landing, warehouse)
+    for data_file in Path(paths.table("papers")).glob("*.parquet"):
+        data_file.unlink()
+    problems = check_release(paths)
+    assert any(p.startswith("papers: cannot read") for p in problems)
+    assert any("catalog" in p for p in problems)
