@@ -74,11 +74,13 @@ def read_landed(landing: Path, key: str) -> tuple[bytes, dt.datetime]:
     return data, dt.datetime.fromtimestamp(info.st_mtime_ns / 1e9, tz=dt.UTC)
 
 
-def ingest_landed_file(landing: Path, key: str, staging: StagingArea) -> StagedDigest | None:
-    """Parse and stage one landed file; None when the same bytes were staged before."""
+def ingest_landed_file(landing: Path, key: str, staging: StagingArea) -> tuple[StagedDigest, bool]:
+    """Parse and stage one landed file. Returns (staged digest, whether it was new): the
+    same bytes staged before are loaded, not parsed again."""
     data, landed_at = read_landed(landing, key)
-    if staging.has(sha256_hex(data)):
-        return None
+    digest_id = sha256_hex(data)
+    if staging.has(digest_id):
+        return staging.load(digest_id), False
     staged = stage_digest(parse_digest(data, key, landed_at))
     staging.write(staged)
-    return staged
+    return staged, True

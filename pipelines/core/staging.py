@@ -153,6 +153,10 @@ class StagingArea:
             return []
         return sorted(p.name for p in self.root.iterdir() if self.has(p.name))
 
+    def load(self, digest_id: str) -> StagedDigest:
+        folder = self.path(digest_id)
+        return StagedDigest(*(pl.read_parquet(folder / f"{name}.parquet") for name in self.FILES))
+
     def write(self, staged: StagedDigest) -> bool:
         """Store a digest unless it is already staged; returns whether it wrote.
         Written to a temporary folder and renamed, so a crash never leaves half a digest."""

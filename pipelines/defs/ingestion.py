@@ -22,12 +22,21 @@ _RETRY_TRANSIENT_IO = dg.RetryPolicy(max_retries=2, delay=1, backoff=dg.Backoff.
     kinds={"polars", "pandera"},
     owners=["team:data-engineering"],
     metadata={"dagster/column_schema": column_schema(EntrySchema)},
+    check_specs=[
+        dg.AssetCheckSpec(
+            "lines_accounted",
+            asset="digest_entries",
+            partitions_def=digest_partitions,
+            description="Every non-blank line of the digest is a header/date line, half of a "
+            "valid entry, or quarantined",
+        )
+    ],
 )
 def digest_entries(
     context: dg.AssetExecutionContext,
     warehouse: WarehouseResource,
     progress: dg.ResourceParam[Progress],
-) -> dg.MaterializeResult:
+):
     """Parse one landed digest file into title/abstract entries and validate them.
 
     Header and date lines are recognised; broken records and unreadable files become
@@ -40,7 +49,7 @@ def digest_entries(
     progress.start(len(keys), "Parsing digests")
     for key in keys:
         try:
-            staged = ingest_landed_file(warehouse.landing, key, staging)
+            staged, fresh = ingest_landed_file(warehouse.landing, key, staging)
         except LandingError as error:
             context.log.warning(str(error))
             rows.append({"digest": key, "status": "unreadable", "message": str(error)})
@@ -55,18 +64,20 @@ def digest_entries(
             continue
         finally:
             progress.advance()
-        if staged is None:
-            rows.append({"digest": key, "status": "unchanged", "message": "already staged"})
-            continue
         digest = staged.digest.row(0, named=True)
+        status = "rejected" if digest["digest_date"] is None else "parsed"
         rows.append(
             {
                 "digest": key,
-                "status": "parsed" if digest["digest_date"] else "rejected",
+                "status": status if fresh else f"{status} (unchanged)",
                 "message": digest["warnings"] or "",
                 "date": str(digest["digest_date"]),
                 "valid": digest["n_valid"],
                 "quarantined": digest["n_quarantined"],
+                "lines": digest["n_lines"],
+                "accounted": digest["n_header_lines"]
+                + 2 * digest["n_valid"]
+                + digest["n_quarantined_lines"],
             }
         )
     progress.stop()
@@ -83,18 +94,25 @@ def digest_entries(
             allow_retries=False,  # a parser bug is not transient; retrying cannot help
         )
     summary = pl.DataFrame(rows, infer_schema_length=None)
+    parsed = summary.filter(pl.col("lines").is_not_null()) if "lines" in summary.columns else None
     metadata: dict = {
         "digests_in_run": len(keys),
         "parser_version": PARSER_VERSION,
-        "digests": dg.MetadataValue.md(markdown_table(summary, max_rows=50)),
+        "digests": dg.MetadataValue.md(markdown_table(summary.drop("accounted", strict=False), 50)),
+        "valid_entries": int(parsed["valid"].sum()) if parsed is not None else 0,
+        "quarantined": int(parsed["quarantined"].sum()) if parsed is not None else 0,
     }
     if len(rows) == 1:  # one digest per run (sensor, or a click in the UI): its own figures
-        only = rows[0]
-        metadata.update({k: v for k, v in only.items() if k in ("date", "valid", "quarantined")})
-        metadata["status"] = only["status"]
-    else:
-        metadata["valid_entries"] = int(summary.get_column("valid", default=pl.Series([0])).sum())
-        metadata["quarantined"] = int(
-            summary.get_column("quarantined", default=pl.Series([0])).sum()
-        )
-    return dg.MaterializeResult(metadata=metadata)
+        metadata.update({k: v for k, v in rows[0].items() if k in ("date", "status")})
+    yield dg.MaterializeResult(metadata=metadata)
+    unbalanced = parsed.filter(pl.col("lines") != pl.col("accounted")) if parsed is not None else []
+    yield dg.AssetCheckResult(
+        check_name="lines_accounted",
+        passed=len(unbalanced) == 0,
+        metadata={
+            "digests_checked": 0 if parsed is None else parsed.height,
+            "unbalanced": dg.MetadataValue.md(
+                markdown_table(unbalanced) if len(unbalanced) else "_none_"
+            ),
+        },
+    )

@@ -35,7 +35,7 @@ def test_every_definition_loads_and_is_described():
         assert node.description, key
         assert node.group_name in {"ingestion", "warehouse", "maintenance"}, key
     checks = {c.name for c in repository.asset_graph.asset_check_keys}
-    assert checks == {"matches_schema", "nothing_lost", "release_consistent"}
+    assert checks == {"matches_schema", "nothing_lost", "release_consistent", "lines_accounted"}
     assert {s.name for s in defs.sensors} == {"landing_sensor"}
     assert {s.name for s in defs.schedules} == {"daily_housekeeping"}
 
@@ -54,12 +54,13 @@ def test_digest_entries_called_with_a_built_context(landing, warehouse):
     instance.add_dynamic_partitions(digest_partitions.name, ["a.txt"])
     context = dg.build_asset_context(partition_key="a.txt", instance=instance)
     resource = WarehouseResource(landing_dir=str(landing), warehouse_dir=str(warehouse))
-    result = digest_entries(context, warehouse=resource, progress=Progress())
-    assert result.metadata["valid"] == 1 and result.metadata["status"] == "parsed"
+    result, check = digest_entries(context, warehouse=resource, progress=Progress())
+    assert result.metadata["valid_entries"] == 1 and result.metadata["status"] == "parsed"
     assert result.metadata["date"] == "2025-03-14"
+    assert check.check_name == "lines_accounted" and check.passed
     assert len(StagingArea(WarehousePaths(warehouse).staging).digest_ids()) == 1
-    again = digest_entries(context, warehouse=resource, progress=Progress())
-    assert again.metadata["status"] == "unchanged"
+    again, _ = digest_entries(context, warehouse=resource, progress=Progress())
+    assert again.metadata["status"] == "parsed (unchanged)"
 
 
 def test_an_unexpected_failure_fails_the_run_but_other_digests_are_staged(
@@ -127,3 +128,22 @@ def test_housekeeping_materializes_and_checks_the_release(landing, warehouse):
     assert check.passed and check.check_name == "release_consistent"
     [event] = result.get_asset_materialization_events()
     assert event.materialization.metadata["files_vacuumed"].value == 0
+
+
+def test_lines_accounted_check_is_recorded_per_digest_partition(landing, warehouse):
+    write_digest(landing, "a.txt", "Mar 14", [("Paper A", abstract_for("a"))], T0)
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(digest_partitions.name, ["a.txt"])
+    resource = WarehouseResource(landing_dir=str(landing), warehouse_dir=str(warehouse))
+    result = dg.materialize(
+        [digest_entries],
+        partition_key="a.txt",
+        instance=instance,
+        resources={"warehouse": resource, "progress": Progress()},
+    )
+    [evaluation] = result.get_asset_check_evaluations()
+    assert (evaluation.check_name, evaluation.partition, evaluation.passed) == (
+        "lines_accounted",
+        "a.txt",
+        True,
+    )
