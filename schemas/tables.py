@@ -6,6 +6,7 @@ them from here.
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated
 
 import pandera.polars as pa
@@ -219,6 +220,7 @@ TABLE_KEYS: dict[str, list[str]] = {
 }
 
 
+@functools.cache
 def empty_frame(model: type[pa.DataFrameModel]) -> pl.DataFrame:
     """A zero-row frame with exactly the model's columns and dtypes."""
     schema = model.to_schema()

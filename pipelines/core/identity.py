@@ -1,6 +1,6 @@
 """Which entries are the same paper, and the paper's stable id.
 
-A paper is identified by its folded title (NFKC, case folding, punctuation and
+A paper is identified by its folded title (NFKC, lower case, punctuation and
 whitespace folding). Entries that share a folded title are one paper unless their
 abstracts clearly differ. Ids already published are kept: new entries are matched
 against the previous release's papers before any new id is minted.
@@ -9,8 +9,6 @@ against the previous release's papers before any new id is minted.
 from __future__ import annotations
 
 import hashlib
-import re
-import unicodedata
 from dataclasses import dataclass
 
 import polars as pl
@@ -20,19 +18,32 @@ from rapidfuzz import fuzz
 # two unrelated abstracts of similar length score around 40-55.
 SAME_ABSTRACT_MIN_SIMILARITY = 75.0
 
-_SPACE = re.compile(r"\s+")
+
+def title_key_expr(column: str | pl.Expr) -> pl.Expr:
+    """Folded title: NFKC, lower case, punctuation to space, single spaces."""
+    expr = pl.col(column) if isinstance(column, str) else column
+    return (
+        expr.str.normalize("NFKC")
+        .str.to_lowercase()
+        .str.replace_all(r"\p{P}+", " ")
+        .str.replace_all(r"\s+", " ")
+        .str.strip_chars()
+    )
+
+
+def abstract_key_expr(column: str | pl.Expr) -> pl.Expr:
+    expr = pl.col(column) if isinstance(column, str) else column
+    return (
+        expr.str.normalize("NFKC").str.to_lowercase().str.replace_all(r"\s+", " ").str.strip_chars()
+    )
 
 
 def fold_title(title: str) -> str:
-    """The comparison key of a title: NFKC, casefold, punctuation to space, one space."""
-    text = unicodedata.normalize("NFKC", title).casefold()
-    text = "".join(" " if unicodedata.category(ch).startswith("P") else ch for ch in text)
-    return _SPACE.sub(" ", text).strip()
+    return pl.select(title_key_expr(pl.lit(title)))[0, 0]
 
 
 def fold_abstract(abstract: str) -> str:
-    text = unicodedata.normalize("NFKC", abstract).casefold()
-    return _SPACE.sub(" ", text).strip()
+    return pl.select(abstract_key_expr(pl.lit(abstract)))[0, 0]
 
 
 def mint_paper_id(title_key: str, abstract_key: str) -> str:
@@ -56,19 +67,19 @@ def assign_paper_ids(entries: pl.DataFrame, known: pl.DataFrame) -> pl.DataFrame
     Entries are processed in (digest_date, position) order so results are deterministic.
     """
     entries = entries.with_columns(
-        title_key=pl.col("title").map_elements(fold_title, return_dtype=pl.String),
-        abstract_key=pl.col("abstract").map_elements(fold_abstract, return_dtype=pl.String),
+        title_key=title_key_expr("title"), abstract_key=abstract_key_expr("abstract")
     ).sort("digest_date", "position", "digest_id")
 
     clusters: dict[str, list[_Cluster]] = {}
-    for row in known.sort("paper_id").iter_rows(named=True):
-        clusters.setdefault(row["title_key"], []).append(
-            _Cluster(row["paper_id"], fold_abstract(row["abstract"]))
-        )
+    known = known.select("paper_id", "title_key", abstract_key=abstract_key_expr("abstract"))
+    for paper_id, title_key, abstract_key in known.sort("paper_id").iter_rows():
+        clusters.setdefault(title_key, []).append(_Cluster(paper_id, abstract_key))
     taken = {c.paper_id for group in clusters.values() for c in group}
 
+    # Each distinct (title, abstract) pair is matched once, in order of first appearance.
+    pairs = entries.select("title_key", "abstract_key").unique(maintain_order=True)
     ids: list[str] = []
-    for title_key, abstract_key in entries.select("title_key", "abstract_key").iter_rows():
+    for title_key, abstract_key in pairs.iter_rows():
         group = clusters.setdefault(title_key, [])
         match = _best_match(group, abstract_key)
         if match is None:
@@ -81,11 +92,12 @@ def assign_paper_ids(entries: pl.DataFrame, known: pl.DataFrame) -> pl.DataFrame
             match.abstract_key = abstract_key
             paper_id = match.paper_id
         ids.append(paper_id)
+    pairs = pairs.with_columns(paper_id=pl.Series(ids, dtype=pl.String))
     # The reason depends only on the result, never on what was published before, so a
     # rebuild from the same files gives the same rows.
     first = pl.col("abstract_key").first().over("paper_id", order_by=["digest_date", "position"])
     return (
-        entries.with_columns(paper_id=pl.Series(ids, dtype=pl.String))
+        entries.join(pairs, on=["title_key", "abstract_key"], how="left", maintain_order="left")
         .with_columns(
             match_reason=pl.when(pl.int_range(pl.len()).over("paper_id") == 0)
             .then(pl.lit("first_seen"))

@@ -5,11 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import os
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from pipelines.core.parsing import parse_digest, sha256_hex
-from pipelines.core.staging import StagedDigest, StagingArea, stage_digest
+from pipelines.core.staging import StagedDigest, StagingArea, stage_digests
 
 DIGEST_SUFFIX = ".txt"
 
@@ -74,13 +75,35 @@ def read_landed(landing: Path, key: str) -> tuple[bytes, dt.datetime]:
     return data, dt.datetime.fromtimestamp(info.st_mtime_ns / 1e9, tz=dt.UTC)
 
 
-def ingest_landed_file(landing: Path, key: str, staging: StagingArea) -> tuple[StagedDigest, bool]:
-    """Parse and stage one landed file. Returns (staged digest, whether it was new): the
-    same bytes staged before are loaded, not parsed again."""
-    data, landed_at = read_landed(landing, key)
-    digest_id = sha256_hex(data)
-    if staging.has(digest_id):
-        return staging.load(digest_id), False
-    staged = stage_digest(parse_digest(data, key, landed_at))
-    staging.write(staged)
-    return staged, True
+@dataclass(frozen=True)
+class IngestOutcome:
+    key: str
+    staged: StagedDigest | None = None
+    fresh: bool = False  # parsed now (False: the same bytes were staged before)
+    error: Exception | None = None  # LandingError, OSError, or an unexpected failure
+
+
+def ingest_landed_files(
+    landing: Path, keys: list[str], staging: StagingArea, batch_size: int = 200
+) -> Iterator[IngestOutcome]:
+    """Parse and stage landed files, `batch_size` at a time (memory stays bounded; one
+    validation per batch). Failures are reported per file and never stop the others."""
+    for start in range(0, len(keys), batch_size):
+        outcomes: dict[str, IngestOutcome] = {}
+        parsed = []
+        for key in keys[start : start + batch_size]:
+            try:
+                data, landed_at = read_landed(landing, key)
+                digest_id = sha256_hex(data)
+                if staging.has(digest_id):
+                    outcomes[key] = IngestOutcome(key, staging.load(digest_id))
+                    continue
+                parsed.append(parse_digest(data, key, landed_at))
+                outcomes[key] = IngestOutcome(key)
+            except Exception as error:  # reported, not raised: one file must not stop a run
+                outcomes[key] = IngestOutcome(key, error=error)
+        for staged in stage_digests(parsed):
+            key = staged.digest["source_path"][0]
+            staging.write(staged)
+            outcomes[key] = IngestOutcome(key, staged, fresh=True)
+        yield from outcomes.values()

@@ -79,15 +79,21 @@ def _quarantine_frame(parsed: ParsedDigest, rows: list[dict]) -> pl.DataFrame:
     return pl.DataFrame(records, schema=empty.schema)
 
 
-def stage_digest(parsed: ParsedDigest) -> StagedDigest:
-    """Frames for one parsed digest; entries failing EntrySchema move to quarantine."""
-    entries = _entries_frame(parsed)
+def stage_digests(batch: list[ParsedDigest]) -> list[StagedDigest]:
+    """Frames for parsed digests; entries failing EntrySchema move to quarantine.
+
+    One Pandera validation covers the whole batch: per-digest calls cost more than the
+    checks themselves."""
+    if not batch:
+        return []
+    entries = pl.concat([_entries_frame(parsed) for parsed in batch])
     checked = validate(entries, EntrySchema)
-    failed_rows = []
+    failed_by_digest: dict[str, list[dict]] = {}
+    valid = checked.valid
     if checked.n_failed:
         failed = entries.with_row_index("row").join(checked.failures, on="row")
         for row in failed.iter_rows(named=True):
-            failed_rows.append(
+            failed_by_digest.setdefault(row["digest_id"], []).append(
                 {
                     "line_start": row["title_line"],
                     "line_end": row["abstract_line"],
@@ -98,9 +104,26 @@ def stage_digest(parsed: ParsedDigest) -> StagedDigest:
                     "raw_text": f"{row['title']}\n\n{row['abstract']}",
                 }
             )
-        entries = checked.valid.with_columns(
-            position=pl.int_range(1, checked.valid.height + 1, dtype=pl.Int32)
+        valid = valid.with_columns(
+            position=pl.int_range(1, pl.len() + 1, dtype=pl.Int32).over("digest_id")
         )
+    by_digest = valid.partition_by("digest_id", as_dict=True, maintain_order=True)
+    empty = empty_frame(EntrySchema)
+    return [
+        _staged(
+            parsed,
+            by_digest.get((parsed.digest_id,), empty),
+            failed_by_digest.get(parsed.digest_id, []),
+        )
+        for parsed in batch
+    ]
+
+
+def stage_digest(parsed: ParsedDigest) -> StagedDigest:
+    return stage_digests([parsed])[0]
+
+
+def _staged(parsed: ParsedDigest, entries: pl.DataFrame, failed_rows: list[dict]) -> StagedDigest:
     quarantine = _quarantine_frame(parsed, failed_rows)
     n_quarantined_lines = int(quarantine["n_lines"].sum()) if quarantine.height else 0
     columns = {

@@ -3,7 +3,7 @@
 import dagster as dg
 import polars as pl
 
-from pipelines.core.landing import LandingError, ingest_landed_file
+from pipelines.core.landing import LandingError, ingest_landed_files
 from pipelines.core.parsing import PARSER_VERSION
 from pipelines.defs.metadata import column_schema, markdown_table
 from pipelines.defs.resources import Progress, WarehouseResource
@@ -47,23 +47,22 @@ def digest_entries(
     staging = warehouse.staging
     rows, failed, io_errors = [], [], []
     progress.start(len(keys), "Parsing digests")
-    for key in keys:
-        try:
-            staged, fresh = ingest_landed_file(warehouse.landing, key, staging)
-        except LandingError as error:
+    for outcome in ingest_landed_files(warehouse.landing, keys, staging):
+        progress.advance()
+        key, error = outcome.key, outcome.error
+        if isinstance(error, LandingError):
             context.log.warning(str(error))
             rows.append({"digest": key, "status": "unreadable", "message": str(error)})
             continue
-        except OSError as error:  # possibly transient: the run fails and is retried
+        if isinstance(error, OSError):  # possibly transient: the run fails and is retried
             context.log.warning(f"{key}: I/O error {error}")
             io_errors.append(f"{key}: {error}")
             continue
-        except Exception as error:  # one digest's surprise must not stop the others
-            context.log.exception(f"{key}: unexpected failure")
+        if error is not None:  # one digest's surprise must not stop the others
+            context.log.error(f"{key}: unexpected failure: {error!r}")
             failed.append(f"{key}: {type(error).__name__}: {error}")
             continue
-        finally:
-            progress.advance()
+        staged, fresh = outcome.staged, outcome.fresh
         digest = staged.digest.row(0, named=True)
         status = "rejected" if digest["digest_date"] is None else "parsed"
         rows.append(

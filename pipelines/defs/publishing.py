@@ -7,7 +7,6 @@ import polars as pl
 from pipelines.core.build import build_tables
 from pipelines.core.catalog import write_catalog
 from pipelines.core.publish import latest_release, publish_release, published_papers
-from pipelines.core.validation import SchemaContractError, validate
 from pipelines.defs.ingestion import digest_entries
 from pipelines.defs.metadata import column_schema, markdown_table, table_metadata
 from pipelines.defs.resources import WarehouseResource
@@ -69,27 +68,21 @@ def warehouse_tables(context: dg.AssetExecutionContext, warehouse: WarehouseReso
             )
         yield dg.Output(frame, output_name=name, metadata=metadata)
         rejected = quarantine.filter(pl.col("stage") == f"schema:{name}")
-        yield _schema_check(name, frame, rejected)
+        yield _schema_check(name, rejected)
 
 
-def _schema_check(name: str, frame: pl.DataFrame, rejected: pl.DataFrame) -> dg.AssetCheckResult:
-    try:
-        result = validate(frame, TABLE_SCHEMAS[name])
-        problem = None
-    except SchemaContractError as error:
-        result, problem = None, str(error)
-    n_failing = result.n_failed if result else frame.height
+def _schema_check(name: str, rejected: pl.DataFrame) -> dg.AssetCheckResult:
+    """build_tables validated every row; those that failed were moved to quarantine, so
+    what is published passes. The check fails (as a warning) when any row had to move."""
     return dg.AssetCheckResult(
         asset_key=name,
         check_name="matches_schema",
-        passed=problem is None and n_failing == 0,
+        passed=rejected.height == 0,
+        severity=dg.AssetCheckSeverity.WARN,
         metadata={
             "rows_moved_to_quarantine": rejected.height,
-            "failing_rows_left": n_failing,
             "sample": dg.MetadataValue.md(
                 markdown_table(rejected.select("digest_id", "message"), max_rows=5)
-                if rejected.height
-                else problem or "_none_"
             ),
         },
     )
