@@ -109,7 +109,8 @@ def _run_ingest(landing, warehouse, verbose):
         ) from error
     import warnings
 
-    warnings.filterwarnings("ignore", module="dagster")  # beta/preview notices, not news
+    # Dagster's beta/preview notices for features chosen on purpose are not news to a user.
+    warnings.filterwarnings("ignore", message=r".* is currently in (beta|preview)")
     from pipelines.defs.inprocess import ingest as run
 
     with console.status("Running the asset graph…"):
@@ -193,18 +194,23 @@ def sql(
 
 
 def _connect(paths, release: int | None):
+    """The catalog, read only; for an older release, its `r<N>` schema made the default."""
     import duckdb
 
-    from pipelines.core.catalog import create_views
-    from pipelines.core.publish import get_release
+    from pipelines.core.catalog import release_schema
 
+    con = duckdb.connect(str(paths.catalog), read_only=True)
     if release is None:
-        return duckdb.connect(str(paths.catalog), read_only=True)
-    row = get_release(paths, release)
-    if row is None:
-        raise fail(f"no release {release}: `papers releases` lists the published ones")
-    con = duckdb.connect()
-    create_views(con, paths, row)
+        return con
+    kept = con.execute("SELECT time_travel_releases FROM catalog_info").fetchone()[0]
+    if release not in kept:
+        con.close()
+        window = f"releases {min(kept)} to {max(kept)}" if kept else "no release"
+        raise fail(
+            f"release {release} is not retained: the catalog holds {window} "
+            "(`papers releases` lists them)"
+        )
+    con.execute(f"USE {release_schema(release)}")
     return con
 
 
@@ -300,6 +306,20 @@ def diff(
     if format is OutputFormat.table:
         counts = changes.group_by("change").len().sort("change").rows()
         console.print(", ".join(f"{n} {c}" for c, n in counts) or "no changes")
+
+
+@app.command()
+def card(
+    release: Annotated[int, typer.Argument(help="Release number")],
+    warehouse: WarehouseOption = None,
+) -> None:
+    """Print the dataset card (markdown) of a release: counts, schema, changes, sources."""
+    from pipelines.core.card import card_for
+
+    text = card_for(_published_paths(warehouse), release)
+    if text is None:
+        raise fail(f"no release {release}: `papers releases` lists the published ones")
+    sys.stdout.write(text)
 
 
 def main() -> None:  # pragma: no cover - console script shim

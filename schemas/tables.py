@@ -175,6 +175,21 @@ class QuarantineSchema(pa.DataFrameModel):
 PUBLISHED_TABLES = ("digests", "appearances", "papers", "quarantine")
 
 
+class PaperChangeSchema(pa.DataFrameModel):
+    """The changelog: one row per paper added, updated or removed by a release."""
+
+    release: pl.Int64 = pa.Field(ge=1, description="Release that made the change")
+    change: str = pa.Field(isin=["added", "updated", "removed"], description="What happened")
+    paper_id: str = pa.Field(description="The paper")
+    title: str = pa.Field(description="Its title (the latest one for removed papers)")
+    changed_columns: str = pa.Field(
+        nullable=True, description="For updates: the columns whose value changed, comma-separated"
+    )
+
+    class Config(_Strict):
+        unique = ["release", "paper_id"]
+
+
 class ReleaseSchema(pa.DataFrameModel):
     """One row per published release of the dataset."""
 
@@ -186,6 +201,9 @@ class ReleaseSchema(pa.DataFrameModel):
     appearances_version: pl.Int64 = pa.Field(ge=0, description="Delta version of appearances")
     papers_version: pl.Int64 = pa.Field(ge=0, description="Delta version of papers")
     quarantine_version: pl.Int64 = pa.Field(ge=0, description="Delta version of quarantine")
+    paper_changes_version: pl.Int64 = pa.Field(
+        ge=0, description="Delta version of paper_changes holding this release's changelog"
+    )
     digests_rows: pl.Int64 = pa.Field(ge=0, description="Rows in digests")
     appearances_rows: pl.Int64 = pa.Field(ge=0, description="Rows in appearances")
     papers_rows: pl.Int64 = pa.Field(ge=0, description="Rows in papers")
@@ -208,6 +226,7 @@ TABLE_SCHEMAS: dict[str, type[pa.DataFrameModel]] = {
     "papers": PaperSchema,
     "quarantine": QuarantineSchema,
     "releases": ReleaseSchema,
+    "paper_changes": PaperChangeSchema,
 }
 
 # The key that identifies a row of each table; used for sorting and diffs.
@@ -217,6 +236,7 @@ TABLE_KEYS: dict[str, list[str]] = {
     "papers": ["paper_id"],
     "quarantine": ["digest_id", "line_start", "stage", "reason"],
     "releases": ["release"],
+    "paper_changes": ["release", "paper_id"],
 }
 
 

@@ -132,4 +132,4 @@ def test_bad_query_and_unknown_release(papers, landing):
     bad = papers("sql", "SELEC nonsense", ok=False)
     assert bad.exit_code == 1 and "query failed" in bad.stderr
     missing = papers("sql", "SELECT 1", "--release", "9", ok=False)
-    assert missing.exit_code == 1 and "no release 9" in missing.stderr
+    assert missing.exit_code == 1 and "release 9 is not retained" in missing.stderr

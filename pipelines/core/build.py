@@ -122,6 +122,20 @@ def build_tables(
     return tables
 
 
+def build_from_staging(staging, known_papers: pl.DataFrame) -> dict[str, pl.DataFrame]:
+    """build_tables over everything staged."""
+    return build_tables(
+        staging.read("digest"), staging.read("entries"), staging.read("quarantine"), known_papers
+    )
+
+
+def built_from(tables: dict[str, pl.DataFrame]) -> set[str]:
+    """The staged digests a set of tables was built from."""
+    return set(tables["digests"]["digest_id"]) | set(
+        tables["quarantine"].filter(pl.col("stage") == "schema:digests")["digest_id"]
+    )
+
+
 def _schema_rejects(
     table: str,
     frame: pl.DataFrame,

@@ -1,7 +1,9 @@
-"""The DuckDB catalog: one view per table over the Parquet files of one release.
+"""The DuckDB catalog: views over the Parquet files of published releases.
 
-Views read plain Parquet through `read_parquet`, so stock DuckDB needs no extension.
-Paths are absolute so the catalog opens from any working directory.
+Schema `main` holds the latest release; schema `r<N>` holds release N for each of the
+last CATALOG_RELEASES releases whose files are all on disk. Views read plain Parquet with
+`read_parquet`, so stock DuckDB needs no extension; paths are absolute so the catalog opens
+from any working directory. `USE r12;` then plain `SELECT ... FROM papers` is release 12.
 """
 
 from __future__ import annotations
@@ -13,8 +15,12 @@ import duckdb
 import pyarrow as pa
 from deltalake import DeltaTable
 
+from pipelines.core.faults import fault_point
 from pipelines.core.warehouse import WarehousePaths
 from schemas.tables import PUBLISHED_TABLES
+
+CATALOG_RELEASES = 30
+VIEWS = (*PUBLISHED_TABLES, "paper_changes", "releases")
 
 
 def sql_string(value: str) -> str:
@@ -26,53 +32,89 @@ def sql_identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _file_paths(table: DeltaTable) -> list[str]:
-    return [uri.removeprefix("file://") for uri in table.file_uris()]
+def release_schema(number: int) -> str:
+    return f"r{int(number)}"
 
 
-def create_views(
-    con: duckdb.DuckDBPyConnection, paths: WarehousePaths, release: dict | None
-) -> None:
-    """Create (or replace) a view per table for `release` (a releases row), plus
-    `releases` itself up to that release. With no release, nothing is created."""
-    if release is None:
-        return
-    sources = {name: (paths.table(name), release[f"{name}_version"]) for name in PUBLISHED_TABLES}
-    sources["releases"] = (paths.table("releases"), None)
-    for name, (location, version) in sources.items():
-        table = DeltaTable(str(location), version=version)
-        files = _file_paths(table)
-        view = sql_identifier(name)
+class _Sources:
+    """Files (and Arrow schema) of each table version, loaded once per catalog build."""
+
+    def __init__(self, paths: WarehousePaths):
+        self.paths = paths
+        self._cache: dict[tuple[str, int | None], tuple[list[str], pa.Schema]] = {}
+
+    def get(self, name: str, version: int | None) -> tuple[list[str], pa.Schema]:
+        key = (name, version)
+        if key not in self._cache:
+            table = DeltaTable(str(self.paths.table(name)), version=version)
+            files = [uri.removeprefix("file://") for uri in table.file_uris()]
+            self._cache[key] = (files, pa.schema(table.schema().to_arrow()))
+        return self._cache[key]
+
+    def for_release(self, release: dict) -> dict[str, tuple[list[str], pa.Schema, str]]:
+        """view name -> (files, schema, row filter) for one release."""
+        number = int(release["release"])
+        sources = {
+            name: (*self.get(name, int(release[f"{name}_version"])), "")
+            for name in PUBLISHED_TABLES
+        }
+        until = f" WHERE release <= {number}"  # an int cannot carry SQL
+        sources["paper_changes"] = (
+            *self.get("paper_changes", int(release["paper_changes_version"])),
+            until,
+        )
+        sources["releases"] = (*self.get("releases", None), until)
+        return sources
+
+    def complete(self, release: dict) -> bool:
+        try:
+            sources = self.for_release(release)
+        except Exception:  # a version whose log is gone: not retained
+            return False
+        return all(Path(f).exists() for files, _, _ in sources.values() for f in files)
+
+
+def create_views(con: duckdb.DuckDBPyConnection, sources: dict, schema: str = "main") -> None:
+    if schema != "main":
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {sql_identifier(schema)}")
+    for name, (files, arrow_schema, row_filter) in sources.items():
+        view = f"{sql_identifier(schema)}.{sql_identifier(name)}"
         if files:
             file_list = "[" + ", ".join(sql_string(f) for f in files) + "]"
-            select = f"SELECT * FROM read_parquet({file_list})"  # noqa: S608 - quoted paths
+            select = f"SELECT * FROM read_parquet({file_list}){row_filter}"  # noqa: S608
         else:
             # An empty Delta table has no files: keep its columns in an empty local table.
-            hidden = sql_identifier(f"_empty_{name}")
-            empty = pa.schema(table.schema().to_arrow()).empty_table()  # noqa: F841 - used by SQL
+            hidden = f"{sql_identifier(schema)}.{sql_identifier(f'_empty_{name}')}"
+            empty = arrow_schema.empty_table()  # noqa: F841 - read by the SQL below
             con.execute(f"CREATE OR REPLACE TABLE {hidden} AS SELECT * FROM empty")  # noqa: S608
-            select = f"SELECT * FROM {hidden}"  # noqa: S608 - fixed identifier
-        if name == "releases":
-            # an int cannot carry SQL
-            select = f"{select} WHERE release <= {int(release['release'])}"  # noqa: S608
+            select = f"SELECT * FROM {hidden}"  # noqa: S608 - quoted identifier
         con.execute(f"CREATE OR REPLACE VIEW {view} AS {select}")
 
 
-def write_catalog(paths: WarehousePaths, release: dict) -> Path:
-    """Build the catalog for `release` in a temporary file and swap it in atomically,
-    so a reader sees the old release or the new one, never a mixture."""
+def write_catalog(paths: WarehousePaths, releases: list[dict]) -> list[int]:
+    """Build the catalog for `releases` (oldest first; the last is the latest) in a
+    temporary file and swap it in atomically, so a reader sees the old catalog or the new
+    one, never a mixture. Returns the release numbers given a schema."""
+    latest = releases[-1]
+    sources = _Sources(paths)
     target = paths.catalog
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     tmp.unlink(missing_ok=True)
     con = duckdb.connect(str(tmp))
+    kept = []
     try:
-        create_views(con, paths, release)
+        create_views(con, sources.for_release(latest))
+        for release in releases[-CATALOG_RELEASES:]:
+            if sources.complete(release):
+                create_views(con, sources.for_release(release), release_schema(release["release"]))
+                kept.append(int(release["release"]))
         con.execute(
-            "CREATE OR REPLACE TABLE catalog_info AS "
-            "SELECT ?::BIGINT AS release, ?::VARCHAR AS warehouse",
-            [int(release["release"]), str(paths.root)],
+            "CREATE OR REPLACE TABLE catalog_info AS SELECT ?::BIGINT AS release, "
+            "?::VARCHAR AS warehouse, ?::BIGINT[] AS time_travel_releases",
+            [int(latest["release"]), str(paths.root), kept],
         )
     finally:
         con.close()
+    fault_point("catalog_written")
     os.replace(tmp, target)
-    return target
+    return kept

@@ -37,7 +37,7 @@ def diff_papers(before: pl.DataFrame, after: pl.DataFrame) -> pl.DataFrame:
     return result.filter(pl.col("change").is_not_null()).sort(order, "paper_id").cast(DIFF_COLUMNS)
 
 
-def change_counts(before: pl.DataFrame, after: pl.DataFrame) -> dict[str, int]:
-    """{"papers_added": n, "papers_updated": n, "papers_removed": n}."""
-    counts = dict(diff_papers(before, after).group_by("change").len().iter_rows())
+def count_changes(changes: pl.DataFrame) -> dict[str, int]:
+    """{"papers_added": n, "papers_updated": n, "papers_removed": n} of a diff."""
+    counts = dict(changes.group_by("change").len().iter_rows())
     return {f"papers_{c}": counts.get(c, 0) for c in ("added", "updated", "removed")}

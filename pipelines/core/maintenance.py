@@ -9,8 +9,7 @@ import duckdb
 import polars as pl
 from deltalake import DeltaTable
 
-from pipelines.core.catalog import write_catalog
-from pipelines.core.publish import latest_release, read_release_table, releases
+from pipelines.core.publish import latest_release, read_release_table, refresh_catalog, releases
 from pipelines.core.validation import SchemaContractError, validate
 from pipelines.core.warehouse import WarehousePaths, publish_lock
 from schemas.tables import PUBLISHED_TABLES, TABLE_SCHEMAS
@@ -46,6 +45,7 @@ def vacuum(paths: WarehousePaths, keep_releases: int, min_retention_hours: float
             if present:
                 table.vacuum(dry_run=False, **options)
             report.removed[name] = len(present)
+        refresh_catalog(paths)  # releases whose files are gone leave the catalog
     return report
 
 
@@ -61,9 +61,7 @@ def compact_releases(paths: WarehousePaths) -> int:
         if len(table.file_uris()) < 2:
             return 0
         metrics = table.optimize.compact()
-        current = latest_release(paths)
-        if current is not None:
-            write_catalog(paths, current)
+        refresh_catalog(paths)
         return int(metrics.get("numFilesRemoved", 0))
 
 

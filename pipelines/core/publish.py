@@ -10,12 +10,15 @@ from __future__ import annotations
 import array
 import datetime as dt
 import hashlib
+from collections.abc import Callable
 
 import polars as pl
 from deltalake import DeltaTable
 
+from pipelines.core.card import write_card
 from pipelines.core.catalog import write_catalog
-from pipelines.core.diff import change_counts
+from pipelines.core.diff import count_changes, diff_papers
+from pipelines.core.faults import fault_point
 from pipelines.core.parsing import PARSER_VERSION
 from pipelines.core.warehouse import WarehousePaths, publish_lock
 from schemas.tables import PUBLISHED_TABLES, TABLE_KEYS, PaperSchema, ReleaseSchema, empty_frame
@@ -72,43 +75,80 @@ def published_papers(paths: WarehousePaths) -> pl.DataFrame:
     return read_release_table(paths, release, "papers")
 
 
+def refresh_catalog(paths: WarehousePaths) -> list[int]:
+    """Rewrite the catalog for the published releases; returns the time-travel releases."""
+    published = releases(paths)
+    return write_catalog(paths, published.rows(named=True)) if published.height else []
+
+
 def publish_release(
     paths: WarehousePaths,
     tables: dict[str, pl.DataFrame],
     now: dt.datetime | None = None,
+    rebuild_if_stale: Callable[[dict[str, pl.DataFrame]], dict[str, pl.DataFrame]] | None = None,
 ) -> dict | None:
-    """Publish `tables` as the next release, or return None when nothing changed."""
+    """Publish `tables` as the next release, or return None when nothing changed.
+
+    `rebuild_if_stale` runs under the lock: a concurrent run may have staged digests (or
+    published papers) since `tables` were built, and a release must never leave them out."""
     with publish_lock(paths):
+        if rebuild_if_stale is not None:
+            tables = rebuild_if_stale(tables)
         previous = latest_release(paths)
         hashes = {name: table_hash(tables[name], TABLE_KEYS[name]) for name in PUBLISHED_TABLES}
         if previous and all(previous[f"{n}_hash"] == hashes[n] for n in PUBLISHED_TABLES):
             return None
+        number = (previous["release"] + 1) if previous else 1
         row: dict = {
-            "release": (previous["release"] + 1) if previous else 1,
+            "release": number,
             "created_at": now or dt.datetime.now(dt.UTC),
             "parser_version": PARSER_VERSION,
             "content_hash": hashlib.sha256("".join(hashes.values()).encode()).hexdigest(),
         }
+        fault_point("before_tables")
         for name in PUBLISHED_TABLES:
             frame = tables[name]
             if previous and previous[f"{name}_hash"] == hashes[name]:
                 version = previous[f"{name}_version"]  # unchanged: no new Delta version
             else:
-                frame.write_delta(
-                    str(paths.table(name)),
-                    mode="overwrite",
-                    delta_write_options=_DELTA_WRITE_OPTIONS,
-                )
-                version = DeltaTable(str(paths.table(name))).version()
+                version = _write(paths, name, frame, mode="overwrite")
+                fault_point(f"table_written:{name}")
             row[f"{name}_version"] = version
             row[f"{name}_rows"] = frame.height
             row[f"{name}_hash"] = hashes[name]
         previous_papers = (
             read_release_table(paths, previous, "papers") if previous else empty_frame(PaperSchema)
         )
-        row.update(change_counts(previous_papers, tables["papers"]))
+        changes = diff_papers(previous_papers, tables["papers"])
+        row.update(count_changes(changes))
+        # Replace this release's rows (a crashed earlier attempt may have left some).
+        row["paper_changes_version"] = _write(
+            paths,
+            "paper_changes",
+            changes.select(pl.lit(number, pl.Int64).alias("release"), pl.all()),
+            mode="overwrite",
+            predicate=f"release = {number}"
+            if DeltaTable.is_deltatable(str(paths.table("paper_changes")))
+            else None,
+        )
         release = pl.DataFrame([row], schema=empty_frame(ReleaseSchema).schema)
         ReleaseSchema.validate(release)
-        release.write_delta(str(paths.table("releases")), mode="append")  # the commit point
-        write_catalog(paths, row)
+        fault_point("before_release_row")
+        _write(paths, "releases", release, mode="append")  # the commit point
+        fault_point("release_row_written")
+        write_card(paths, row, tables["digests"], changes)
+        refresh_catalog(paths)
         return row
+
+
+def _write(
+    paths: WarehousePaths, name: str, frame: pl.DataFrame, mode: str, predicate: str | None = None
+) -> int:
+    """Commit `frame` to a Delta table; returns the new version."""
+    options = dict(_DELTA_WRITE_OPTIONS)
+    if predicate:
+        options = {"predicate": predicate}  # replaces only the rows it matches
+    elif mode == "append":
+        options = {}
+    frame.write_delta(str(paths.table(name)), mode=mode, delta_write_options=options)
+    return DeltaTable(str(paths.table(name))).version()

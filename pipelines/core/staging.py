@@ -193,8 +193,13 @@ class StagingArea:
             staged.entries.write_parquet(tmp / "entries.parquet")
             staged.quarantine.write_parquet(tmp / "quarantine.parquet")  # written last: marker
             if target.exists():  # a crashed earlier attempt left an incomplete folder
-                shutil.rmtree(target)
-            os.replace(tmp, target)
+                shutil.rmtree(target, ignore_errors=True)
+            try:
+                os.replace(tmp, target)
+            except OSError:
+                if self.has(staged.digest_id):
+                    return False  # another process staged the same bytes first: same content
+                raise
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)

@@ -4,9 +4,15 @@ import dagster as dg
 import duckdb
 import polars as pl
 
-from pipelines.core.build import build_tables
-from pipelines.core.catalog import write_catalog
-from pipelines.core.publish import latest_release, publish_release, published_papers
+from pipelines.core.build import build_from_staging, built_from
+from pipelines.core.card import card_for
+from pipelines.core.catalog import VIEWS
+from pipelines.core.publish import (
+    latest_release,
+    publish_release,
+    published_papers,
+    refresh_catalog,
+)
 from pipelines.defs.ingestion import digest_entries
 from pipelines.defs.metadata import column_schema, markdown_table, table_metadata
 from pipelines.defs.resources import WarehouseResource
@@ -47,13 +53,7 @@ def warehouse_tables(context: dg.AssetExecutionContext, warehouse: WarehouseReso
     Digest statuses follow the identity rules (a later file for the same date supersedes
     the earlier one); papers keep the ids already published. Rows failing their schema
     move to quarantine, so what is published always passes."""
-    staging = warehouse.staging
-    tables = build_tables(
-        staging.read("digest"),
-        staging.read("entries"),
-        staging.read("quarantine"),
-        published_papers(warehouse.paths),
-    )
+    tables = build_from_staging(warehouse.staging, published_papers(warehouse.paths))
     quarantine = tables["quarantine"]
     for name in PUBLISHED_TABLES:
         frame = tables[name]
@@ -121,7 +121,15 @@ def release(
         "papers": papers,
         "quarantine": quarantine,
     }
-    published = publish_release(warehouse.paths, tables)
+    paths, staging = warehouse.paths, warehouse.staging
+
+    def rebuild_if_stale(built: dict) -> dict:
+        if set(staging.digest_ids()) == built_from(built):
+            return built
+        context.log.info("Digests were staged by another run meanwhile: rebuilding the tables")
+        return build_from_staging(staging, published_papers(paths))
+
+    published = publish_release(paths, tables, rebuild_if_stale=rebuild_if_stale)
     current = published or latest_release(warehouse.paths)
     metadata: dict = {"published": published is not None}
     if current:
@@ -135,6 +143,8 @@ def release(
                 },
             }
         )
+    if current:
+        metadata["dataset_card"] = dg.MetadataValue.md(card_for(paths, current["release"]) or "")
     if published is None:
         context.log.info("Nothing changed since the last release: no release published.")
     yield dg.MaterializeResult(metadata=metadata)
@@ -174,12 +184,12 @@ def duckdb_catalog(context: dg.AssetExecutionContext, warehouse: WarehouseResour
     if current is None:
         return dg.MaterializeResult(metadata={"release": 0, "note": "nothing published yet"})
     if _catalog_release(paths.catalog) != current["release"]:
-        write_catalog(paths, current)
+        refresh_catalog(paths)
     con = duckdb.connect(str(paths.catalog), read_only=True)
     try:
         counts = {
             f"{name}_rows": con.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0]  # noqa: S608
-            for name in (*PUBLISHED_TABLES, "releases")
+            for name in VIEWS
         }
     finally:
         con.close()
