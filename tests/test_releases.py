@@ -1,0 +1,241 @@
+"""Releases people can trust: changelogs, time travel, crashes, concurrency, reproducibility."""
+
+import datetime as dt
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from pipelines.core.card import card_for
+from pipelines.core.publish import get_release, read_release_table, releases
+from pipelines.core.warehouse import WarehousePaths
+from pipelines.defs.inprocess import ingest
+from tests.conftest import abstract_for, set_mtime, write_digest
+
+T0 = dt.datetime(2025, 6, 1, tzinfo=dt.UTC)
+BIN = Path(sys.executable).parent
+
+
+def stock_duckdb(catalog: Path) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(str(catalog), read_only=True)
+    con.execute("SET autoinstall_known_extensions = false")
+    con.execute("SET autoload_known_extensions = false")
+    return con
+
+
+def test_three_releases_changelogs_and_time_travel(landing, warehouse):
+    write_digest(
+        landing,
+        "d1.txt",
+        "Mar 1",
+        [("Alpha", abstract_for("alpha")), ("Beta", abstract_for("beta"))],
+        T0,
+    )
+    ingest(landing, warehouse)
+    write_digest(
+        landing,
+        "d2.txt",
+        "Mar 2",
+        [("Beta", abstract_for("beta")), ("Gamma", abstract_for("gamma"))],
+        T0,
+    )
+    ingest(landing, warehouse)
+    # a later file for Mar 1 supersedes d1: Alpha disappears
+    write_digest(
+        landing,
+        "d1-fixed.txt",
+        "Mar 1",
+        [("Delta", abstract_for("delta"))],
+        T0 + dt.timedelta(hours=1),
+    )
+    ingest(landing, warehouse)
+    paths = WarehousePaths(warehouse)
+
+    con = stock_duckdb(paths.catalog)
+    changelog = con.execute(
+        "SELECT release, change, title, coalesce(changed_columns, '') FROM paper_changes "
+        "ORDER BY release, change, title"
+    ).fetchall()
+    assert changelog == [
+        (1, "added", "Alpha", ""),
+        (1, "added", "Beta", ""),
+        (2, "added", "Gamma", ""),
+        (2, "updated", "Beta", "last_seen, n_appearances"),
+        (3, "added", "Delta", ""),
+        (3, "removed", "Alpha", ""),
+        (3, "updated", "Beta", "first_seen, n_appearances"),
+    ]
+    assert con.execute(
+        "SELECT papers_added, papers_updated, papers_removed FROM releases ORDER BY release"
+    ).fetchall() == [(2, 0, 0), (1, 1, 0), (1, 1, 1)]
+
+    for number, titles in ((1, ["Alpha", "Beta"]), (3, ["Beta", "Delta", "Gamma"])):
+        con.execute(f"USE r{number}")
+        in_catalog = con.sql("SELECT * FROM papers ORDER BY paper_id").pl()
+        exact = read_release_table(paths, get_release(paths, number), "papers").sort("paper_id")
+        assert_frame_equal(in_catalog, exact)
+        assert sorted(in_catalog["title"]) == titles
+        assert con.execute("SELECT max(release) FROM releases").fetchone()[0] == number
+        assert con.execute("SELECT max(release) FROM paper_changes").fetchone()[0] == number
+    con.close()
+
+    card = card_for(paths, 3)
+    assert "# Daily Papers dataset, release 3" in card
+    assert "1 papers added, 1 updated, 1 removed" in card
+    assert "| digests | 3 |" in card and "USE r3;" in card
+    assert "d1-fixed.txt" in card and "superseded" in card
+    assert "Folded title used for matching" in card  # column descriptions from the schemas
+
+
+def test_sql_release_option_reads_the_release_schema(landing, warehouse):
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+
+    for day in (1, 2):
+        write_digest(
+            landing, f"d{day}.txt", f"Mar {day}", [(f"P{day}", abstract_for(f"{day}"))], T0
+        )
+        ingest(landing, warehouse)
+    out = CliRunner().invoke(
+        app,
+        [
+            "sql",
+            "SELECT count(*) AS n FROM papers",
+            "--release",
+            "1",
+            "--warehouse",
+            str(warehouse),
+            "-f",
+            "csv",
+        ],
+    )
+    assert out.exit_code == 0 and out.stdout.split() == ["n", "1"]
+
+
+FAULT_POINTS = [
+    "before_tables",
+    "table_written:appearances",
+    "table_written:papers",
+    "before_release_row",
+    "release_row_written",
+    "catalog_written",
+]
+
+
+@pytest.mark.slow
+def test_a_publish_killed_at_any_point_keeps_the_previous_release(landing, warehouse):
+    write_digest(landing, "d1.txt", "Mar 1", [("Alpha", abstract_for("alpha"))], T0)
+    ingest(landing, warehouse)
+    paths = WarehousePaths(warehouse)
+    env = {**os.environ, "PAPERS_LANDING_DIR": str(landing), "PAPERS_WAREHOUSE_DIR": str(warehouse)}
+    for step, point in enumerate(FAULT_POINTS, start=2):
+        write_digest(
+            landing,
+            f"d{step}.txt",
+            f"Mar {step}",
+            [(f"Paper {step}", abstract_for(f"topic {step}"))],
+            T0,
+        )
+        killed = subprocess.run(
+            [str(BIN / "papers"), "ingest"],
+            env={**env, "PAPERS_FAULT_AT": point},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert killed.returncode == -9, (point, killed.stderr[-2000:])
+        # the catalog opens and shows the previous release, whole
+        con = stock_duckdb(paths.catalog)
+        shown = con.execute("SELECT release FROM catalog_info").fetchone()[0]
+        n_papers = con.execute("SELECT count(*) FROM papers").fetchone()[0]
+        n_digests = con.execute("SELECT count(*) FROM digests").fetchone()[0]
+        con.close()
+        assert shown == step - 1, point
+        assert (n_papers, n_digests) == (step - 1, step - 1), point
+        # the next run completes the work
+        done = subprocess.run(
+            [str(BIN / "papers"), "ingest"], env=env, capture_output=True, text=True, timeout=300
+        )
+        assert done.returncode == 0, (point, done.stderr[-2000:])
+        con = stock_duckdb(paths.catalog)
+        assert con.execute(
+            "SELECT release, (SELECT count(*) FROM papers) FROM catalog_info"
+        ).fetchone() == (step, step), point
+        con.close()
+    numbers = releases(paths)["release"].to_list()
+    assert numbers == list(range(1, len(FAULT_POINTS) + 2))  # no gap, no duplicate
+    changes = read_release_table(paths, get_release(paths, numbers[-1]), "paper_changes")
+    assert changes.group_by("release").len().sort("release")["len"].to_list() == [1] * len(numbers)
+
+
+@pytest.mark.slow
+def test_two_concurrent_ingests_give_consistent_releases(tmp_path):
+    warehouse = tmp_path / "warehouse"
+    landings = []
+    for which in ("a", "b"):
+        folder = tmp_path / f"landing-{which}"
+        for day in range(1, 6):
+            name = f"{which}{day}.txt"
+            day_of_month = day if which == "a" else day + 10
+            write_digest(
+                folder,
+                name,
+                f"Mar {day_of_month}",
+                [
+                    (f"Paper {which}{day}", abstract_for(f"{which} {day}")),
+                    ("Shared Paper", abstract_for("shared")),
+                ],
+                T0,
+            )
+        landings.append(folder)
+    env = {**os.environ, "PAPERS_WAREHOUSE_DIR": str(warehouse)}
+    processes = [
+        subprocess.Popen(
+            [str(BIN / "papers"), "ingest", "--landing", str(folder)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for folder in landings
+    ]
+    outputs = [p.communicate(timeout=300) for p in processes]
+    assert [p.returncode for p in processes] == [0, 0], outputs
+    paths = WarehousePaths(warehouse)
+    published = releases(paths)
+    assert published["release"].to_list() == list(range(1, published.height + 1))
+    latest = published.row(-1, named=True)
+    papers = read_release_table(paths, latest, "papers")
+    # every paper of both folders, once; the shared one counted on all ten dates
+    assert papers.height == 11 and papers["paper_id"].n_unique() == 11
+    shared = papers.filter(pl.col("title") == "Shared Paper").row(0, named=True)
+    assert shared["n_appearances"] == 10
+    assert read_release_table(paths, latest, "digests").height == 10
+    con = stock_duckdb(paths.catalog)
+    assert con.execute("SELECT count(*) FROM appearances").fetchone()[0] == 20
+    con.close()
+
+
+def test_same_files_in_any_landing_order_give_the_same_content_hash(seeds_dir, tmp_path):
+    from tests.conftest import SEEDS_MTIME
+
+    seeds = sorted(seeds_dir.glob("*.txt"))
+    hashes = []
+    for name, order, steps in (("forward", seeds, [5]), ("reverse", seeds[::-1], [2, 3])):
+        landing, warehouse = tmp_path / name / "landing", tmp_path / name / "warehouse"
+        landing.mkdir(parents=True)
+        landed = 0
+        for step in steps:  # land in batches, ingesting after each
+            for seed in order[landed : landed + step]:
+                set_mtime(Path(shutil.copy(seed, landing)), SEEDS_MTIME)
+            landed += step
+            ingest(landing, warehouse)
+        hashes.append(releases(WarehousePaths(warehouse))["content_hash"][-1])
+    assert hashes[0] == hashes[1]
