@@ -59,3 +59,20 @@ def test_check_release_reports_a_missing_data_file(landing, warehouse):
     problems = check_release(paths)
     assert any(p.startswith("papers: cannot read") for p in problems)
     assert any("catalog" in p for p in problems)
+
+
+def test_catalog_keeps_time_travel_only_for_releases_whose_files_remain(landing, warehouse):
+    paths = three_releases(landing, warehouse)
+    con = duckdb.connect(str(paths.catalog), read_only=True)
+    assert con.execute("SELECT time_travel_releases FROM catalog_info").fetchone()[0] == [1, 2, 3]
+    con.close()
+    vacuum(paths, keep_releases=2, min_retention_hours=0)
+    con = duckdb.connect(str(paths.catalog), read_only=True)
+    assert con.execute("SELECT time_travel_releases FROM catalog_info").fetchone()[0] == [2, 3]
+    con.execute("USE r2")
+    assert con.execute("SELECT count(*) FROM papers").fetchone()[0] == 2
+    schemas = {
+        s for (s,) in con.execute("SELECT schema_name FROM information_schema.schemata").fetchall()
+    }
+    assert "r1" not in schemas
+    con.close()
