@@ -48,7 +48,10 @@ class DigestSchema(pa.DataFrameModel):
     """One row per distinct digest file that landed (identical bytes count once)."""
 
     digest_id: str = pa.Field(
-        unique=True, str_matches=SHA256, description="sha256 of the raw bytes: the file's identity"
+        unique=True,
+        str_matches=SHA256,
+        description="sha256 of the raw bytes: the file's identity (for a path refused "
+        "because it leads outside the landing folder: sha256 of 'outside_landing:<path>')",
     )
     source_path: str = pa.Field(description="Path relative to the landing folder where it landed")
     digest_date: pl.Date = pa.Field(

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipelines.core.parsing import parse_digest, sha256_hex
+from pipelines.core.parsing import parse_digest, reject_by_reference, sha256_hex
 from pipelines.core.staging import StagedDigest, StagingArea, stage_digests
 
 DIGEST_SUFFIX = ".txt"
@@ -41,7 +42,8 @@ def scan_landing(landing: Path) -> tuple[list[LandedFile], list[str]]:
         try:
             resolved = path.resolve()
             if not resolved.is_relative_to(root):
-                skipped.append(f"{key}: resolves outside the landing folder; refused")
+                info = path.lstat()  # refused later with a quarantine row; never followed
+                found.append(LandedFile(key, 0, info.st_mtime_ns))
                 continue
             info = resolved.stat()
         except OSError as error:
@@ -54,25 +56,62 @@ def scan_landing(landing: Path) -> tuple[list[LandedFile], list[str]]:
     return found, skipped
 
 
-def read_landed(landing: Path, key: str) -> tuple[bytes, dt.datetime]:
-    """Bytes and landing time (mtime, UTC) of a landed file; LandingError if it is not a
-    regular file inside the landing folder."""
+DEFAULT_MAX_FILE_BYTES = 64 * 1024 * 1024
+
+
+class RefusedFile(Exception):
+    """A landed path quarantined by reference, without reading its content."""
+
+    def __init__(self, key: str, reason: str, message: str, digest_id: str, landed_at, size=0):
+        super().__init__(message)
+        self.key, self.reason, self.message = key, reason, message
+        self.digest_id, self.landed_at, self.size = digest_id, landed_at, size
+
+
+def read_landed(
+    landing: Path, key: str, max_bytes: int = DEFAULT_MAX_FILE_BYTES
+) -> tuple[bytes, dt.datetime]:
+    """Bytes and landing time (mtime, UTC) of a landed file. Raises RefusedFile for a path
+    that resolves outside the landing folder or a file over `max_bytes` (hashed by
+    streaming, never held in memory), LandingError if it cannot be read as a file."""
     root = landing.resolve()
     path = (landing / key).resolve()
     if not path.is_relative_to(root):
-        raise LandingError(f"{key}: resolves outside the landing folder; refused")
+        link = (landing / key).lstat()
+        raise RefusedFile(
+            key,
+            "outside_landing",
+            f"{key} resolves outside the landing folder ({path}); refused, not read",
+            hashlib.sha256(f"outside_landing:{key}".encode()).hexdigest(),
+            _utc(link.st_mtime_ns),
+        )
     try:
         with open(path, "rb") as handle:
             info = os.fstat(handle.fileno())  # the file opened, not the name's target now
             if not stat.S_ISREG(info.st_mode):
                 raise LandingError(f"{key}: not a regular file")
+            if info.st_size > max_bytes:
+                digest = hashlib.file_digest(handle, "sha256").hexdigest()
+                raise RefusedFile(
+                    key,
+                    "file_too_large",
+                    f"{key} is {info.st_size:,} bytes (limit {max_bytes:,}); quarantined by "
+                    f"reference, not read: sha256 {digest}",
+                    digest,
+                    _utc(info.st_mtime_ns),
+                    info.st_size,
+                )
             data = handle.read()
     except FileNotFoundError as error:
         raise LandingError(f"{key}: no longer in the landing folder") from error
     except (PermissionError, IsADirectoryError) as error:
         raise LandingError(f"{key}: cannot be read ({error.strerror})") from error
     # Any other OSError (an I/O error, a stale network mount) may pass: let it propagate.
-    return data, dt.datetime.fromtimestamp(info.st_mtime_ns / 1e9, tz=dt.UTC)
+    return data, _utc(info.st_mtime_ns)
+
+
+def _utc(mtime_ns: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(mtime_ns / 1e9, tz=dt.UTC)
 
 
 @dataclass(frozen=True)
@@ -84,7 +123,11 @@ class IngestOutcome:
 
 
 def ingest_landed_files(
-    landing: Path, keys: list[str], staging: StagingArea, batch_size: int = 200
+    landing: Path,
+    keys: list[str],
+    staging: StagingArea,
+    batch_size: int = 200,
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
 ) -> Iterator[IngestOutcome]:
     """Parse and stage landed files, `batch_size` at a time (memory stays bounded; one
     validation per batch). Failures are reported per file and never stop the others."""
@@ -93,7 +136,15 @@ def ingest_landed_files(
         parsed = []
         for key in keys[start : start + batch_size]:
             try:
-                data, landed_at = read_landed(landing, key)
+                try:
+                    data, landed_at = read_landed(landing, key, max_file_bytes)
+                except RefusedFile as refused:
+                    if not staging.has(refused.digest_id):
+                        parsed.append(reject_by_reference(refused))
+                        outcomes[key] = IngestOutcome(key)
+                    else:
+                        outcomes[key] = IngestOutcome(key, staging.load(refused.digest_id))
+                    continue
                 digest_id = sha256_hex(data)
                 if staging.has(digest_id):
                     outcomes[key] = IngestOutcome(key, staging.load(digest_id))

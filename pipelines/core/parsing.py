@@ -238,6 +238,20 @@ def parse_digest(data: bytes, source_path: str, landed_at: dt.datetime) -> Parse
     return digest
 
 
+def reject_by_reference(refused) -> ParsedDigest:
+    """A rejected digest for a file that was not read (see landing.RefusedFile): its
+    quarantine row records the path, size and hash instead of the text."""
+    digest = ParsedDigest(
+        digest_id=refused.digest_id,
+        source_path=refused.key,
+        landed_at=refused.landed_at,
+        n_bytes=refused.size,
+        encoding=None,
+        n_nonblank_lines=0,
+    )
+    return _reject(digest, [], refused.reason, refused.message, "")
+
+
 def _split_lines(text: str) -> list[str]:
     # CRLF, CR and LF all end a line; trailing whitespace is not content.
     return [line.rstrip() for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]

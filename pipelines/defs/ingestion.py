@@ -47,7 +47,9 @@ def digest_entries(
     staging = warehouse.staging
     rows, failed, io_errors = [], [], []
     progress.start(len(keys), "Parsing digests")
-    for outcome in ingest_landed_files(warehouse.landing, keys, staging):
+    for outcome in ingest_landed_files(
+        warehouse.landing, keys, staging, max_file_bytes=warehouse.max_file_bytes
+    ):
         progress.advance()
         key, error = outcome.key, outcome.error
         if isinstance(error, LandingError):

@@ -9,7 +9,7 @@ from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_START_TAG,
 )
 
-from pipelines.core.landing import scan_landing
+from pipelines.core.landing import DEFAULT_MAX_FILE_BYTES, scan_landing
 from pipelines.core.publish import latest_release
 from pipelines.definitions import build_definitions
 from pipelines.defs.automation import INGEST_ASSETS
@@ -31,11 +31,14 @@ def ingest(
     progress: Progress | None = None,
     instance: dg.DagsterInstance | None = None,
     log_level: str = "DEBUG",
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
 ) -> IngestOutcome:
     """Register one partition per landed file and materialize the whole graph in one run
     (a single-run backfill over all digests; already-staged bytes are not parsed again)."""
     files, skipped = scan_landing(landing)
-    resource = WarehouseResource(landing_dir=str(landing), warehouse_dir=str(warehouse))
+    resource = WarehouseResource(
+        landing_dir=str(landing), warehouse_dir=str(warehouse), max_file_bytes=max_file_bytes
+    )
     defs = build_definitions(resource, progress)
     before = latest_release(resource.paths)
     instance = instance or dg.DagsterInstance.ephemeral()

@@ -7,6 +7,7 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
+from pipelines.core.landing import DEFAULT_MAX_FILE_BYTES
 from pipelines.core.staging import StagingArea
 from pipelines.core.warehouse import WarehousePaths, resolve_dirs
 
@@ -19,6 +20,8 @@ class WarehouseResource(dg.ConfigurableResource):
 
     landing_dir: str | None = None
     warehouse_dir: str | None = None
+    # A landed file larger than this is quarantined by reference (path, size, sha256).
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
 
     @property
     def landing(self) -> Path:

@@ -102,11 +102,11 @@ def test_transient_io_errors_are_retried(landing, warehouse, monkeypatch):
     real = landing_module.read_landed
     calls = []
 
-    def flaky(folder, key):
+    def flaky(folder, key, *limits):
         calls.append(key)
         if len(calls) == 1:
             raise OSError(5, "Input/output error")
-        return real(folder, key)
+        return real(folder, key, *limits)
 
     monkeypatch.setattr(landing_module, "read_landed", flaky)
     outcome = ingest(landing, warehouse)
