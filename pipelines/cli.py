@@ -113,13 +113,26 @@ def _run_ingest(landing, warehouse, verbose):
     warnings.filterwarnings("ignore", message=r".* is currently in (beta|preview)")
     from pipelines.defs.inprocess import ingest as run
 
-    with console.status("Running the asset graph…"):
-        return run(
-            landing_dir,
-            paths.root,
-            progress=_RichProgress(console),
-            log_level="DEBUG" if verbose else "WARNING",
-        )
+    try:
+        with console.status("Running the asset graph…"):
+            return run(
+                landing_dir,
+                paths.root,
+                progress=_RichProgress(console),
+                log_level="DEBUG" if verbose else "WARNING",
+            )
+    except Exception as error:  # the run log (--verbose) has the details
+        raise fail(
+            f"ingest failed: {_cause(error)}. Nothing published was changed; "
+            "`papers doctor` checks the warehouse, --verbose shows the run log"
+        ) from error
+
+
+def _cause(error: BaseException) -> str:
+    """The innermost error's first line: what a person can act on."""
+    while error.__cause__ is not None:
+        error = error.__cause__
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
 
 
 def _print_outcome(outcome) -> None:
@@ -199,10 +212,16 @@ def _connect(paths, release: int | None):
 
     from pipelines.core.catalog import release_schema
 
-    con = duckdb.connect(str(paths.catalog), read_only=True)
+    try:
+        con = duckdb.connect(str(paths.catalog), read_only=True)
+        kept = con.execute("SELECT time_travel_releases FROM catalog_info").fetchone()[0]
+    except duckdb.Error as error:
+        raise fail(
+            f"catalog {paths.catalog} is damaged ({_cause(error)}): "
+            "`papers doctor --repair` rebuilds it"
+        ) from error
     if release is None:
         return con
-    kept = con.execute("SELECT time_travel_releases FROM catalog_info").fetchone()[0]
     if release not in kept:
         con.close()
         window = f"releases {min(kept)} to {max(kept)}" if kept else "no release"
@@ -222,8 +241,13 @@ def _run_sql(paths, query, release, output: OutputFormat, title=None, vertical=F
         cursor = con.execute(query)
         columns = [d[0] for d in cursor.description] if cursor.description else []
         rows = cursor.fetchall() if columns else []
+    except duckdb.IOException as error:
+        raise fail(
+            f"query failed: {_cause(error)}; a published file is missing or unreadable: "
+            "`papers doctor` says what is wrong"
+        ) from error
     except duckdb.Error as error:
-        raise fail(f"query failed: {str(error).splitlines()[0]}") from error
+        raise fail(f"query failed: {_cause(error)}") from error
     finally:
         con.close()
     _emit(columns, rows, output, title, vertical)
@@ -306,6 +330,32 @@ def diff(
     if format is OutputFormat.table:
         counts = changes.group_by("change").len().sort("change").rows()
         console.print(", ".join(f"{n} {c}" for c, n in counts) or "no changes")
+
+
+@app.command()
+def doctor(
+    warehouse: WarehouseOption = None,
+    repair: Annotated[bool, typer.Option(help="Fix what can be fixed")] = False,
+) -> None:
+    """Check the warehouse: Delta logs, files of the latest release, schemas, the catalog."""
+    from pipelines.core import doctor as checks
+
+    _, paths = _dirs(None, warehouse)
+    if not paths.tables.exists():
+        raise fail(f"no warehouse at {paths.root}: run `papers ingest` or pass --warehouse DIR")
+    if repair:
+        for line in checks.repair(paths):
+            console.print(f"[green]repaired:[/green] {line}", highlight=False)
+    findings = checks.diagnose(paths)
+    for finding in findings:
+        err.print(
+            f"[red]problem:[/red] {finding.problem}\n  [bold]fix:[/bold] {finding.fix}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if findings:
+        raise typer.Exit(1)
+    console.print(f"{paths.root}: healthy.")
 
 
 @app.command()

@@ -95,19 +95,18 @@ def sha256_hex(data: bytes) -> str:
 
 def decode(data: bytes) -> tuple[str | None, str | None]:
     """Return (text, encoding); text is None when the bytes are not text in any encoding
-    we accept. A UTF-8 BOM is dropped; cp1252 and latin-1 are accepted but reported."""
-    if data.startswith(b"\xef\xbb\xbf"):
-        data, bom = data[3:], True
-    else:
-        bom = False
-    for encoding in ("utf-8", "cp1252", "latin-1"):
+    we accept. A UTF-8 BOM is dropped only when the file is UTF-8 (in cp1252 those bytes
+    are text); cp1252 and latin-1 are accepted but reported."""
+    for encoding in ("utf-8-sig", "cp1252", "latin-1"):
         try:
             text = data.decode(encoding)
         except UnicodeDecodeError:
             continue
         if not _mostly_text(text):
             return None, None  # binary: latin-1 would "decode" it, but it is not text
-        return text, ("utf-8-sig" if bom and encoding == "utf-8" else encoding)
+        if encoding == "utf-8-sig" and not data.startswith(b"\xef\xbb\xbf"):
+            encoding = "utf-8"
+        return text, encoding
     return None, None
 
 

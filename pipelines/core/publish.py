@@ -86,17 +86,20 @@ def publish_release(
     tables: dict[str, pl.DataFrame],
     now: dt.datetime | None = None,
     rebuild_if_stale: Callable[[dict[str, pl.DataFrame]], dict[str, pl.DataFrame]] | None = None,
+    force: bool = False,
 ) -> dict | None:
     """Publish `tables` as the next release, or return None when nothing changed.
 
     `rebuild_if_stale` runs under the lock: a concurrent run may have staged digests (or
-    published papers) since `tables` were built, and a release must never leave them out."""
+    published papers) since `tables` were built, and a release must never leave them out.
+    `force` publishes and rewrites every table even when nothing changed (a repair)."""
     with publish_lock(paths):
         if rebuild_if_stale is not None:
             tables = rebuild_if_stale(tables)
         previous = latest_release(paths)
         hashes = {name: table_hash(tables[name], TABLE_KEYS[name]) for name in PUBLISHED_TABLES}
-        if previous and all(previous[f"{n}_hash"] == hashes[n] for n in PUBLISHED_TABLES):
+        unchanged = {n for n in PUBLISHED_TABLES if previous and previous[f"{n}_hash"] == hashes[n]}
+        if not force and unchanged == set(PUBLISHED_TABLES):
             return None
         number = (previous["release"] + 1) if previous else 1
         row: dict = {
@@ -108,7 +111,7 @@ def publish_release(
         fault_point("before_tables")
         for name in PUBLISHED_TABLES:
             frame = tables[name]
-            if previous and previous[f"{name}_hash"] == hashes[name]:
+            if name in unchanged and not force:
                 version = previous[f"{name}_version"]  # unchanged: no new Delta version
             else:
                 version = _write(paths, name, frame, mode="overwrite")
@@ -116,9 +119,7 @@ def publish_release(
             row[f"{name}_version"] = version
             row[f"{name}_rows"] = frame.height
             row[f"{name}_hash"] = hashes[name]
-        previous_papers = (
-            read_release_table(paths, previous, "papers") if previous else empty_frame(PaperSchema)
-        )
+        previous_papers = _readable_papers(paths, previous)
         changes = diff_papers(previous_papers, tables["papers"])
         row.update(count_changes(changes))
         # Replace this release's rows (a crashed earlier attempt may have left some).
@@ -139,6 +140,15 @@ def publish_release(
         write_card(paths, row, tables["digests"], changes)
         refresh_catalog(paths)
         return row
+
+
+def _readable_papers(paths: WarehousePaths, previous: dict | None) -> pl.DataFrame:
+    if previous is None:
+        return empty_frame(PaperSchema)
+    try:
+        return read_release_table(paths, previous, "papers")
+    except Exception:  # its files are damaged (a repair is publishing): diff against nothing
+        return empty_frame(PaperSchema)
 
 
 def _write(

@@ -1,0 +1,105 @@
+"""Check a warehouse and say what is wrong and how to repair it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from deltalake import DeltaTable
+
+from pipelines.core.build import build_from_staging
+from pipelines.core.maintenance import check_release
+from pipelines.core.publish import (
+    latest_release,
+    publish_release,
+    read_release_table,
+    refresh_catalog,
+)
+from pipelines.core.staging import StagingArea
+from pipelines.core.warehouse import WarehousePaths
+from schemas.tables import PUBLISHED_TABLES, PaperSchema, empty_frame
+
+ALL_TABLES = (*PUBLISHED_TABLES, "paper_changes", "releases")
+
+
+@dataclass(frozen=True)
+class Finding:
+    problem: str
+    fix: str
+
+
+def diagnose(paths: WarehousePaths) -> list[Finding]:
+    """Delta logs readable, the latest release's files present and passing their schemas,
+    the catalog matching the latest release."""
+    findings = []
+    for name in ALL_TABLES:
+        location = paths.table(name)
+        if not location.exists():
+            continue
+        try:
+            table = DeltaTable(str(location))
+            missing = [f for f in table.file_uris() if not Path(f.removeprefix("file://")).exists()]
+        except Exception as error:
+            findings.append(
+                Finding(
+                    f"{name}: Delta log unreadable ({_first_line(error)})",
+                    f"restore tables/{name}/_delta_log from a backup",
+                )
+            )
+            continue
+        if missing:
+            findings.append(
+                Finding(
+                    f"{name}: {len(missing)} data file(s) of the current version are missing",
+                    "`papers doctor --repair` republishes the tables from staged digests",
+                )
+            )
+    if latest_release(paths) is None:
+        return findings
+    for problem in check_release(paths):
+        fix = (
+            "`papers doctor --repair` rewrites the catalog"
+            if "catalog" in problem
+            else "`papers doctor --repair` republishes the tables from staged digests"
+        )
+        findings.append(Finding(problem, fix))
+    return findings
+
+
+def repair(paths: WarehousePaths) -> list[str]:
+    """Republish from staging when the latest release cannot be read whole, then rewrite
+    the catalog. Returns what was done."""
+    done = []
+    current = latest_release(paths)
+    if current is not None and not _readable(paths, current):
+        staging = StagingArea(paths.staging)
+        tables = build_from_staging(staging, _known_papers(paths, current))
+        published = publish_release(paths, tables, force=True)
+        done.append(
+            f"republished the tables from {len(staging.digest_ids())} staged digests "
+            f"as release {published['release']}"
+        )
+    if latest_release(paths) is not None:
+        kept = refresh_catalog(paths)
+        done.append(f"rewrote the catalog (time travel: releases {kept})")
+    return done
+
+
+def _readable(paths: WarehousePaths, release: dict) -> bool:
+    try:
+        for name in PUBLISHED_TABLES:
+            read_release_table(paths, release, name)
+    except Exception:
+        return False
+    return True
+
+
+def _known_papers(paths: WarehousePaths, release: dict):
+    try:
+        return read_release_table(paths, release, "papers")
+    except Exception:  # the damaged table itself: ids are derived from content anyway
+        return empty_frame(PaperSchema)
+
+
+def _first_line(error: Exception) -> str:
+    return (str(error).splitlines() or [type(error).__name__])[0]
