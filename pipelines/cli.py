@@ -49,6 +49,11 @@ def _dirs(landing: Path | None, warehouse: Path | None):
     from pipelines.core.warehouse import WarehousePaths, resolve_dirs
 
     landing_dir, warehouse_dir = resolve_dirs(landing, warehouse)
+    if "%" in str(warehouse_dir) or "?" in str(warehouse_dir):
+        raise fail(
+            f"the warehouse path {warehouse_dir} contains '%' or '?', which Delta Lake and "
+            "DuckDB cannot handle in paths: choose a folder without them"
+        )
     return landing_dir, WarehousePaths(warehouse_dir)
 
 
@@ -119,7 +124,7 @@ def _run_ingest(landing, warehouse, verbose):
                 landing_dir,
                 paths.root,
                 progress=_RichProgress(console),
-                log_level="DEBUG" if verbose else "WARNING",
+                log_level="DEBUG" if verbose else "CRITICAL",  # failures: one line below
             )
     except Exception as error:  # the run log (--verbose) has the details
         raise fail(

@@ -16,7 +16,7 @@ import pyarrow as pa
 from deltalake import DeltaTable
 
 from pipelines.core.faults import fault_point
-from pipelines.core.warehouse import WarehousePaths
+from pipelines.core.warehouse import WarehousePaths, local_files
 from schemas.tables import PUBLISHED_TABLES
 
 CATALOG_RELEASES = 30
@@ -47,7 +47,7 @@ class _Sources:
         key = (name, version)
         if key not in self._cache:
             table = DeltaTable(str(self.paths.table(name)), version=version)
-            files = [uri.removeprefix("file://") for uri in table.file_uris()]
+            files = local_files(table.file_uris())
             self._cache[key] = (files, pa.schema(table.schema().to_arrow()))
         return self._cache[key]
 

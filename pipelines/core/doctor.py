@@ -16,7 +16,7 @@ from pipelines.core.publish import (
     refresh_catalog,
 )
 from pipelines.core.staging import StagingArea
-from pipelines.core.warehouse import WarehousePaths
+from pipelines.core.warehouse import WarehousePaths, local_files
 from schemas.tables import PUBLISHED_TABLES, PaperSchema, empty_frame
 
 ALL_TABLES = (*PUBLISHED_TABLES, "paper_changes", "releases")
@@ -38,7 +38,7 @@ def diagnose(paths: WarehousePaths) -> list[Finding]:
             continue
         try:
             table = DeltaTable(str(location))
-            missing = [f for f in table.file_uris() if not Path(f.removeprefix("file://")).exists()]
+            missing = [f for f in local_files(table.file_uris()) if not Path(f).exists()]
         except Exception as error:
             findings.append(
                 Finding(

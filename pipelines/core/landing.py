@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipelines.core.parsing import parse_digest, reject_by_reference, sha256_hex
+from pipelines.core.parsing import ParsedDigest, parse_digest, reject_by_reference, sha256_hex
 from pipelines.core.staging import StagedDigest, StagingArea, stage_digests
 
 DIGEST_SUFFIX = ".txt"
@@ -133,28 +133,36 @@ def ingest_landed_files(
     validation per batch). Failures are reported per file and never stop the others."""
     for start in range(0, len(keys), batch_size):
         outcomes: dict[str, IngestOutcome] = {}
-        parsed = []
+        to_stage: dict[str, ParsedDigest] = {}  # by digest_id: the same bytes parse once
+        same_as: dict[str, str] = {}  # key -> digest_id parsed under another name
         for key in keys[start : start + batch_size]:
             try:
+                refused = None
                 try:
                     data, landed_at = read_landed(landing, key, max_file_bytes)
-                except RefusedFile as refused:
-                    if not staging.has(refused.digest_id):
-                        parsed.append(reject_by_reference(refused))
-                        outcomes[key] = IngestOutcome(key)
-                    else:
-                        outcomes[key] = IngestOutcome(key, staging.load(refused.digest_id))
-                    continue
-                digest_id = sha256_hex(data)
+                    digest_id = sha256_hex(data)
+                except RefusedFile as error:
+                    refused, digest_id = error, error.digest_id
                 if staging.has(digest_id):
                     outcomes[key] = IngestOutcome(key, staging.load(digest_id))
-                    continue
-                parsed.append(parse_digest(data, key, landed_at))
-                outcomes[key] = IngestOutcome(key)
+                elif digest_id in to_stage:
+                    same_as[key] = digest_id
+                    outcomes[key] = IngestOutcome(key)
+                else:
+                    to_stage[digest_id] = (
+                        reject_by_reference(refused)
+                        if refused is not None
+                        else parse_digest(data, key, landed_at)
+                    )
+                    outcomes[key] = IngestOutcome(key)
             except Exception as error:  # reported, not raised: one file must not stop a run
                 outcomes[key] = IngestOutcome(key, error=error)
-        for staged in stage_digests(parsed):
-            key = staged.digest["source_path"][0]
+        staged_by_id = {}
+        for staged in stage_digests(list(to_stage.values())):
             staging.write(staged)
+            staged_by_id[staged.digest_id] = staged
+            key = staged.digest["source_path"][0]
             outcomes[key] = IngestOutcome(key, staged, fresh=True)
+        for key, digest_id in same_as.items():
+            outcomes[key] = IngestOutcome(key, staged_by_id[digest_id])
         yield from outcomes.values()

@@ -43,7 +43,9 @@ def table_hash(frame: pl.DataFrame, key: list[str]) -> str:
 
 
 def read_table(paths: WarehousePaths, name: str, version: int | None = None) -> pl.DataFrame:
-    return pl.read_delta(str(paths.table(name)), version=version)
+    # deltalake's own reader: pl.read_delta cannot find files under a path with a space.
+    table = DeltaTable(str(paths.table(name)), version=version)
+    return pl.from_arrow(table.to_pyarrow_table())
 
 
 def releases(paths: WarehousePaths) -> pl.DataFrame:

@@ -8,6 +8,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote
 
 DEFAULT_WAREHOUSE = "warehouse"
 DEFAULT_LANDING = "warehouse/landing"
@@ -19,6 +20,11 @@ def resolve_dirs(landing: str | os.PathLike | None, warehouse: str | os.PathLike
     warehouse_dir = Path(warehouse or os.environ.get("PAPERS_WAREHOUSE_DIR") or DEFAULT_WAREHOUSE)
     landing_dir = Path(landing or os.environ.get("PAPERS_LANDING_DIR") or DEFAULT_LANDING)
     return landing_dir.absolute(), warehouse_dir.absolute()
+
+
+def local_files(uris: list[str]) -> list[str]:
+    """Local paths of Delta file URIs, which deltalake percent-encodes (a space is %20)."""
+    return [unquote(uri.removeprefix("file://")) for uri in uris]
 
 
 @dataclass(frozen=True)
