@@ -203,3 +203,44 @@ def test_missing_data_file_is_reported_repaired_and_nothing_else_damaged(landing
     assert "republished the tables" in repaired.stdout
     assert read(warehouse, "SELECT title FROM papers")["title"].to_list() == ["Paper A"]
     assert papers_cli("ingest", "--landing", landing, "--warehouse", warehouse).exit_code == 0
+
+
+def test_unreadable_file_is_skipped_with_a_message(landing, warehouse, monkeypatch):
+    write_digest(landing, "locked.txt", "Mar 1", [("Locked", abstract_for("locked"))], T0)
+    write_digest(landing, "open.txt", "Mar 2", [("Open", abstract_for("open"))], T0)
+    real_open = open
+
+    def no_permission(path, *args, **kwargs):  # root reads everything: simulate a 000 file
+        if str(path).endswith("locked.txt"):
+            raise PermissionError(13, "Permission denied")
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", no_permission)
+    from pipelines.core.landing import LandingError, read_landed
+
+    with pytest.raises(LandingError, match="locked.txt: cannot be read"):
+        read_landed(landing, "locked.txt")
+    outcome = ingest(landing, warehouse)
+    assert outcome.published and outcome.release["papers_rows"] == 1
+
+
+def test_doctor_reports_a_retained_release_whose_files_are_gone(landing, warehouse):
+    published(landing, warehouse)
+    write_digest(landing, "b.txt", "Mar 2", [("Paper B", abstract_for("b"))], T0)
+    ingest(landing, warehouse)
+    from deltalake import DeltaTable
+
+    from pipelines.core.publish import get_release
+    from pipelines.core.warehouse import WarehousePaths, local_files
+
+    paths = WarehousePaths(warehouse)
+    old = get_release(paths, 1)
+    table = DeltaTable(str(paths.table("papers")), version=old["papers_version"])
+    for path in local_files(table.file_uris()):
+        Path(path).unlink()
+    doctor = papers_cli("doctor", "--warehouse", warehouse)
+    assert doctor.exit_code == 1 and "release 1: some of its files are gone" in doctor.stderr
+    assert papers_cli("doctor", "--repair", "--warehouse", warehouse).exit_code == 0
+    con = duckdb.connect(str(warehouse / "catalog.duckdb"), read_only=True)
+    assert con.execute("SELECT time_travel_releases FROM catalog_info").fetchone()[0] == [2]
+    con.close()

@@ -36,7 +36,7 @@ def release_schema(number: int) -> str:
     return f"r{int(number)}"
 
 
-class _Sources:
+class ReleaseSources:
     """Files (and Arrow schema) of each table version, loaded once per catalog build."""
 
     def __init__(self, paths: WarehousePaths):
@@ -96,7 +96,7 @@ def write_catalog(paths: WarehousePaths, releases: list[dict]) -> list[int]:
     temporary file and swap it in atomically, so a reader sees the old catalog or the new
     one, never a mixture. Returns the release numbers given a schema."""
     latest = releases[-1]
-    sources = _Sources(paths)
+    sources = ReleaseSources(paths)
     target = paths.catalog
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     tmp.unlink(missing_ok=True)

@@ -5,15 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
 from deltalake import DeltaTable
 
 from pipelines.core.build import build_from_staging
+from pipelines.core.catalog import ReleaseSources
 from pipelines.core.maintenance import check_release
 from pipelines.core.publish import (
     latest_release,
     publish_release,
     read_release_table,
     refresh_catalog,
+    releases,
 )
 from pipelines.core.staging import StagingArea
 from pipelines.core.warehouse import WarehousePaths, local_files
@@ -56,6 +59,17 @@ def diagnose(paths: WarehousePaths) -> list[Finding]:
             )
     if latest_release(paths) is None:
         return findings
+    sources = ReleaseSources(paths)
+    offered = set(_time_travel_releases(paths))
+    for release in releases(paths).rows(named=True):
+        if release["release"] in offered and not sources.complete(release):
+            findings.append(
+                Finding(
+                    f"release {release['release']}: some of its files are gone; it can no "
+                    "longer be queried",
+                    "`papers doctor --repair` drops it from the catalog's time travel",
+                )
+            )
     for problem in check_release(paths):
         fix = (
             "`papers doctor --repair` rewrites the catalog"
@@ -83,6 +97,18 @@ def repair(paths: WarehousePaths) -> list[str]:
         kept = refresh_catalog(paths)
         done.append(f"rewrote the catalog (time travel: releases {kept})")
     return done
+
+
+def _time_travel_releases(paths: WarehousePaths) -> list[int]:
+    """Releases the catalog offers (empty when it cannot be read: reported elsewhere)."""
+    try:
+        con = duckdb.connect(str(paths.catalog), read_only=True)
+        try:
+            return con.execute("SELECT time_travel_releases FROM catalog_info").fetchone()[0]
+        finally:
+            con.close()
+    except duckdb.Error:
+        return []
 
 
 def _readable(paths: WarehousePaths, release: dict) -> bool:

@@ -205,26 +205,11 @@ class StagingArea:
                 shutil.rmtree(tmp, ignore_errors=True)
         return True
 
-    def read(self, name: str, digest_ids: list[str] | None = None) -> pl.DataFrame:
+    def read(self, name: str) -> pl.DataFrame:
         """All staged rows of one kind (digest, entries or quarantine)."""
-        ids = self.digest_ids() if digest_ids is None else digest_ids
-        files = [str(self.path(i) / f"{name}.parquet") for i in ids]
-        if not files:
-            return {
-                "digest": _digest_stage_empty,
-                "entries": _entries_empty,
-                "quarantine": _quarantine_empty,
-            }[name]()
-        return pl.read_parquet(files)
-
-
-def _digest_stage_empty() -> pl.DataFrame:
-    return empty_frame(DigestSchema).drop(BUILD_TIME_DIGEST_COLUMNS)
-
-
-def _entries_empty() -> pl.DataFrame:
-    return empty_frame(EntrySchema)
-
-
-def _quarantine_empty() -> pl.DataFrame:
-    return empty_frame(QuarantineSchema)
+        files = [str(self.path(i) / f"{name}.parquet") for i in self.digest_ids()]
+        if files:
+            return pl.read_parquet(files)
+        model = {"digest": DigestSchema, "entries": EntrySchema, "quarantine": QuarantineSchema}
+        empty = empty_frame(model[name])
+        return empty.drop(BUILD_TIME_DIGEST_COLUMNS) if name == "digest" else empty

@@ -47,14 +47,17 @@ def ingest(
     instance.add_dynamic_partitions(digest_partitions.name, [k for k in keys if k not in known])
     tags, selection = {}, dg.AssetSelection.assets(*INGEST_ASSETS)
     if keys:
-        ordered = [k for k in instance.get_dynamic_partitions(digest_partitions.name) if k in keys]
+        landed = set(keys)
+        ordered = [
+            k for k in instance.get_dynamic_partitions(digest_partitions.name) if k in landed
+        ]
         tags = {
             ASSET_PARTITION_RANGE_START_TAG: ordered[0],
             ASSET_PARTITION_RANGE_END_TAG: ordered[-1],
         }
     else:  # nothing landed: still publish (an empty release) and keep the catalog current
         selection = selection - dg.AssetSelection.assets(digest_entries)
-    result = dg.materialize(
+    dg.materialize(  # raises when the run fails
         defs.assets,
         selection=selection,
         resources=defs.resources,
@@ -62,7 +65,6 @@ def ingest(
         tags=tags,
         run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
     )
-    assert result.success
     after = latest_release(resource.paths)
     published = after is not None and (before is None or after["release"] != before["release"])
     return IngestOutcome(len(files), after, published, skipped)
