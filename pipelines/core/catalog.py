@@ -118,3 +118,17 @@ def write_catalog(paths: WarehousePaths, releases: list[dict]) -> list[int]:
     fault_point("catalog_written")
     os.replace(tmp, target)
     return kept
+
+
+def catalog_release(catalog: Path) -> int | None:
+    """The release a catalog file shows; None when it is missing or unreadable."""
+    if not catalog.exists():
+        return None
+    try:
+        con = duckdb.connect(str(catalog), read_only=True)
+        try:
+            return con.execute("SELECT release FROM catalog_info").fetchone()[0]
+        finally:
+            con.close()
+    except duckdb.Error:
+        return None

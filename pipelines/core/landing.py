@@ -135,10 +135,13 @@ def ingest_landed_files(
         outcomes: dict[str, IngestOutcome] = {}
         to_stage: dict[str, ParsedDigest] = {}  # by digest_id: the same bytes parse once
         same_as: dict[str, str] = {}  # key -> digest_id parsed under another name
+        stats: dict[str, tuple[int, int]] = {}
         for key in keys[start : start + batch_size]:
             try:
                 refused = None
                 try:
+                    info = (landing / key).stat()  # as scan_landing sees it
+                    stats[key] = (info.st_size, info.st_mtime_ns)
                     data, landed_at = read_landed(landing, key, max_file_bytes)
                     digest_id = sha256_hex(data)
                 except RefusedFile as error:
@@ -165,4 +168,11 @@ def ingest_landed_files(
             outcomes[key] = IngestOutcome(key, staged, fresh=True)
         for key, digest_id in same_as.items():
             outcomes[key] = IngestOutcome(key, staged_by_id[digest_id])
+        staging.remember_landed(
+            {
+                key: [stats[key][0], stats[key][1], outcome.staged.digest_id]
+                for key, outcome in outcomes.items()
+                if outcome.staged is not None and key in stats
+            }
+        )
         yield from outcomes.values()

@@ -6,6 +6,7 @@ same bytes landing again (under any name) find their result already staged.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -175,6 +176,27 @@ class StagingArea:
         if not self.root.exists():
             return []
         return sorted(p.name for p in self.root.iterdir() if self.has(p.name))
+
+    @property
+    def _index_path(self) -> Path:
+        return self.root.parent / "landed-index.json"
+
+    def landed_index(self) -> dict[str, list]:
+        """key -> [size, mtime_ns, digest_id] of files already staged: a cache that lets a
+        run skip re-hashing unchanged files (losing it only costs a re-hash)."""
+        try:
+            return json.loads(self._index_path.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def remember_landed(self, entries: dict[str, list]) -> None:
+        if not entries:
+            return
+        index = self.landed_index() | entries
+        self.root.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self._index_path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(index, sort_keys=True))
+        os.replace(tmp, self._index_path)
 
     def load(self, digest_id: str) -> StagedDigest:
         folder = self.path(digest_id)

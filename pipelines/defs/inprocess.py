@@ -9,8 +9,12 @@ from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_START_TAG,
 )
 
+from pipelines.core.build import built_from
+from pipelines.core.catalog import ReleaseSources, catalog_release
 from pipelines.core.landing import DEFAULT_MAX_FILE_BYTES, scan_landing
-from pipelines.core.publish import latest_release
+from pipelines.core.publish import latest_release, read_release_table
+from pipelines.core.staging import StagingArea
+from pipelines.core.warehouse import WarehousePaths
 from pipelines.definitions import build_definitions
 from pipelines.defs.automation import INGEST_ASSETS
 from pipelines.defs.ingestion import digest_entries, digest_partitions
@@ -39,23 +43,28 @@ def ingest(
     resource = WarehouseResource(
         landing_dir=str(landing), warehouse_dir=str(warehouse), max_file_bytes=max_file_bytes
     )
+    paths, staging = resource.paths, resource.staging
+    before = latest_release(paths)
+    # Only files not staged at this size and mtime are parsed; the rest are known.
+    index = staging.landed_index()
+    keys = [f.key for f in files if index.get(f.key, [])[:2] != [f.size, f.mtime_ns]]
+    if not keys and before is not None and _up_to_date(paths, staging, before):
+        return IngestOutcome(len(files), before, False, skipped)  # nothing new: no run at all
     defs = build_definitions(resource, progress)
-    before = latest_release(resource.paths)
     instance = instance or dg.DagsterInstance.ephemeral()
-    keys = [f.key for f in files]
     known = set(instance.get_dynamic_partitions(digest_partitions.name))
     instance.add_dynamic_partitions(digest_partitions.name, [k for k in keys if k not in known])
     tags, selection = {}, dg.AssetSelection.assets(*INGEST_ASSETS)
-    if keys:
-        landed = set(keys)
+    if keys:  # one run over the range that holds the new keys (a single-run backfill)
+        wanted = set(keys)
         ordered = [
-            k for k in instance.get_dynamic_partitions(digest_partitions.name) if k in landed
+            k for k in instance.get_dynamic_partitions(digest_partitions.name) if k in wanted
         ]
         tags = {
             ASSET_PARTITION_RANGE_START_TAG: ordered[0],
             ASSET_PARTITION_RANGE_END_TAG: ordered[-1],
         }
-    else:  # nothing landed: still publish (an empty release) and keep the catalog current
+    else:  # nothing to parse: rebuild and publish what is staged, refresh the catalog
         selection = selection - dg.AssetSelection.assets(digest_entries)
     dg.materialize(  # raises when the run fails
         defs.assets,
@@ -65,6 +74,19 @@ def ingest(
         tags=tags,
         run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
     )
-    after = latest_release(resource.paths)
+    after = latest_release(paths)
     published = after is not None and (before is None or after["release"] != before["release"])
     return IngestOutcome(len(files), after, published, skipped)
+
+
+def _up_to_date(paths: WarehousePaths, staging: StagingArea, release: dict) -> bool:
+    """The latest release was built from exactly what is staged, all its files are there,
+    and the catalog shows it."""
+    if not ReleaseSources(paths).complete(release):
+        return False
+    digests = read_release_table(paths, release, "digests").select("digest_id")
+    quarantine = read_release_table(paths, release, "quarantine").select("digest_id", "stage")
+    built = built_from({"digests": digests, "quarantine": quarantine})
+    return (
+        built == set(staging.digest_ids()) and catalog_release(paths.catalog) == release["release"]
+    )

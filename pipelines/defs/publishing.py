@@ -6,7 +6,7 @@ import polars as pl
 
 from pipelines.core.build import build_from_staging, built_from
 from pipelines.core.card import card_for
-from pipelines.core.catalog import VIEWS
+from pipelines.core.catalog import VIEWS, catalog_release
 from pipelines.core.publish import (
     latest_release,
     publish_release,
@@ -183,7 +183,7 @@ def duckdb_catalog(context: dg.AssetExecutionContext, warehouse: WarehouseResour
     current = latest_release(paths)
     if current is None:
         return dg.MaterializeResult(metadata={"release": 0, "note": "nothing published yet"})
-    if _catalog_release(paths.catalog) != current["release"]:
+    if catalog_release(paths.catalog) != current["release"]:
         refresh_catalog(paths)
     con = duckdb.connect(str(paths.catalog), read_only=True)
     try:
@@ -201,16 +201,3 @@ def duckdb_catalog(context: dg.AssetExecutionContext, warehouse: WarehouseResour
             **counts,
         }
     )
-
-
-def _catalog_release(catalog) -> int | None:
-    if not catalog.exists():
-        return None
-    try:
-        con = duckdb.connect(str(catalog), read_only=True)
-        try:
-            return con.execute("SELECT release FROM catalog_info").fetchone()[0]
-        finally:
-            con.close()
-    except duckdb.Error:
-        return None  # unreadable or old: rewrite it
