@@ -15,7 +15,19 @@ LANDED = dt.datetime(2025, 6, 1, tzinfo=dt.UTC)
 BASE = [text for _, text in generate_digests(3, seed=7, entries_per_digest=6)]
 
 line_edits = st.sampled_from(
-    ["drop", "duplicate", "swap", "truncate", "control", "nul", "long", "empty", "blank_block"]
+    [
+        "drop",
+        "duplicate",
+        "swap",
+        "truncate",
+        "control",
+        "nul",
+        "long",
+        "empty",
+        "blank_block",
+        "crlf",
+        "cr",
+    ]
 )
 
 
@@ -44,6 +56,10 @@ def corrupt_lines(lines: list[str], edits: list[tuple[str, int]]) -> list[str]:
             lines[i] = ""
         elif edit == "blank_block":
             lines[i:i] = ["", "   ", "\t", ""]
+        elif edit == "crlf":  # this one line ends in CRLF: mixed line endings
+            lines[i] = lines[i] + "\r"
+        elif edit == "cr":  # an old-Mac line break inside the line
+            lines[i] = lines[i][:7] + "\r" + lines[i][7:]
     return lines
 
 
