@@ -120,15 +120,22 @@ def write_catalog(paths: WarehousePaths, releases: list[dict]) -> list[int]:
     return kept
 
 
-def catalog_release(catalog: Path) -> int | None:
-    """The release a catalog file shows; None when it is missing or unreadable."""
+def catalog_info(catalog: Path) -> dict | None:
+    """The catalog's own record (release, warehouse, time_travel_releases); None when the
+    file is missing or unreadable."""
     if not catalog.exists():
         return None
     try:
         con = duckdb.connect(str(catalog), read_only=True)
         try:
-            return con.execute("SELECT release FROM catalog_info").fetchone()[0]
+            return con.sql("SELECT * FROM catalog_info").pl().row(0, named=True)
         finally:
             con.close()
     except duckdb.Error:
         return None
+
+
+def catalog_release(catalog: Path) -> int | None:
+    """The release a catalog file shows; None when it is missing or unreadable."""
+    info = catalog_info(catalog)
+    return info["release"] if info else None

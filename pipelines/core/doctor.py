@@ -5,11 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
 from deltalake import DeltaTable
 
 from pipelines.core.build import build_from_staging
-from pipelines.core.catalog import ReleaseSources
+from pipelines.core.catalog import ReleaseSources, catalog_info
 from pipelines.core.maintenance import check_release
 from pipelines.core.publish import (
     latest_release,
@@ -60,7 +59,7 @@ def diagnose(paths: WarehousePaths) -> list[Finding]:
     if latest_release(paths) is None:
         return findings
     sources = ReleaseSources(paths)
-    offered = set(_time_travel_releases(paths))
+    offered = set((catalog_info(paths.catalog) or {}).get("time_travel_releases") or [])
     for release in releases(paths).rows(named=True):
         if release["release"] in offered and not sources.complete(release):
             findings.append(
@@ -97,18 +96,6 @@ def repair(paths: WarehousePaths) -> list[str]:
         kept = refresh_catalog(paths)
         done.append(f"rewrote the catalog (time travel: releases {kept})")
     return done
-
-
-def _time_travel_releases(paths: WarehousePaths) -> list[int]:
-    """Releases the catalog offers (empty when it cannot be read: reported elsewhere)."""
-    try:
-        con = duckdb.connect(str(paths.catalog), read_only=True)
-        try:
-            return con.execute("SELECT time_travel_releases FROM catalog_info").fetchone()[0]
-        finally:
-            con.close()
-    except duckdb.Error:
-        return []
 
 
 def _readable(paths: WarehousePaths, release: dict) -> bool:
