@@ -176,6 +176,8 @@ class QuarantineSchema(pa.DataFrameModel):
 
 
 PUBLISHED_TABLES = ("digests", "appearances", "papers", "quarantine")
+# Every Delta table and catalog view: the published tables plus the per-release logs.
+ALL_TABLES = (*PUBLISHED_TABLES, "paper_changes", "releases")
 
 
 class PaperChangeSchema(pa.DataFrameModel):

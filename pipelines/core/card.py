@@ -10,7 +10,7 @@ import polars as pl
 
 from pipelines.core.catalog import release_schema
 from pipelines.core.warehouse import WarehousePaths
-from schemas.tables import PUBLISHED_TABLES, TABLE_SCHEMAS
+from schemas.tables import ALL_TABLES, PUBLISHED_TABLES, TABLE_SCHEMAS
 
 MAX_LISTED_CHANGES = 20
 
@@ -76,7 +76,7 @@ def render_card(
         "## Schema",
         "",
     ]
-    for name in (*PUBLISHED_TABLES, "paper_changes", "releases"):
+    for name in ALL_TABLES:
         model = TABLE_SCHEMAS[name]
         lines += [f"### {name}", "", (model.__doc__ or "").strip(), ""]
         lines += _table(

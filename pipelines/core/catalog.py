@@ -20,7 +20,6 @@ from pipelines.core.warehouse import WarehousePaths, local_files
 from schemas.tables import PUBLISHED_TABLES
 
 CATALOG_RELEASES = 30
-VIEWS = (*PUBLISHED_TABLES, "paper_changes", "releases")
 
 
 def sql_string(value: str) -> str:

@@ -14,14 +14,13 @@ from pipelines.core.publish import (
     latest_release,
     publish_release,
     read_release_table,
+    readable_papers,
     refresh_catalog,
     releases,
 )
 from pipelines.core.staging import StagingArea
 from pipelines.core.warehouse import WarehousePaths, local_files
-from schemas.tables import PUBLISHED_TABLES, PaperSchema, empty_frame
-
-ALL_TABLES = (*PUBLISHED_TABLES, "paper_changes", "releases")
+from schemas.tables import ALL_TABLES, PUBLISHED_TABLES
 
 
 @dataclass(frozen=True)
@@ -86,7 +85,7 @@ def repair(paths: WarehousePaths) -> list[str]:
     current = latest_release(paths)
     if current is not None and not _readable(paths, current):
         staging = StagingArea(paths.staging)
-        tables = build_from_staging(staging, _known_papers(paths, current))
+        tables = build_from_staging(staging, readable_papers(paths, current))
         published = publish_release(paths, tables, force=True)
         done.append(
             f"republished the tables from {len(staging.digest_ids())} staged digests "
@@ -105,13 +104,6 @@ def _readable(paths: WarehousePaths, release: dict) -> bool:
     except Exception:
         return False
     return True
-
-
-def _known_papers(paths: WarehousePaths, release: dict):
-    try:
-        return read_release_table(paths, release, "papers")
-    except Exception:  # the damaged table itself: ids are derived from content anyway
-        return empty_frame(PaperSchema)
 
 
 def _first_line(error: Exception) -> str:

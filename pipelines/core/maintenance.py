@@ -6,7 +6,6 @@ import math
 from dataclasses import dataclass, field
 
 import duckdb
-import polars as pl
 from deltalake import DeltaTable
 
 from pipelines.core.publish import latest_release, read_release_table, refresh_catalog, releases
@@ -74,14 +73,12 @@ def check_release(paths: WarehousePaths) -> list[str]:
     if current is None:
         return []
     problems: list[str] = []
-    tables: dict[str, pl.DataFrame] = {}
     for name in PUBLISHED_TABLES:
         try:
             frame = read_release_table(paths, current, name)
         except Exception as error:  # a missing file or a broken log: report, don't crash
             problems.append(f"{name}: cannot read version {current[f'{name}_version']}: {error}")
             continue
-        tables[name] = frame
         if frame.height != current[f"{name}_rows"]:
             problems.append(
                 f"{name}: {frame.height} rows, release {current['release']} recorded "

@@ -121,7 +121,7 @@ def publish_release(
             row[f"{name}_version"] = version
             row[f"{name}_rows"] = frame.height
             row[f"{name}_hash"] = hashes[name]
-        previous_papers = _readable_papers(paths, previous)
+        previous_papers = readable_papers(paths, previous)
         changes = diff_papers(previous_papers, tables["papers"])
         row.update(count_changes(changes))
         # Replace this release's rows (a crashed earlier attempt may have left some).
@@ -144,12 +144,14 @@ def publish_release(
         return row
 
 
-def _readable_papers(paths: WarehousePaths, previous: dict | None) -> pl.DataFrame:
-    if previous is None:
+def readable_papers(paths: WarehousePaths, release: dict | None) -> pl.DataFrame:
+    """Papers of `release`, or none when there is no release or its files are damaged (a
+    repair is publishing: ids are derived from content, and the diff is against nothing)."""
+    if release is None:
         return empty_frame(PaperSchema)
     try:
-        return read_release_table(paths, previous, "papers")
-    except Exception:  # its files are damaged (a repair is publishing): diff against nothing
+        return read_release_table(paths, release, "papers")
+    except Exception:
         return empty_frame(PaperSchema)
 
 
@@ -157,10 +159,11 @@ def _write(
     paths: WarehousePaths, name: str, frame: pl.DataFrame, mode: str, predicate: str | None = None
 ) -> int:
     """Commit `frame` to a Delta table; returns the new version."""
-    options = dict(_DELTA_WRITE_OPTIONS)
     if predicate:
         options = {"predicate": predicate}  # replaces only the rows it matches
-    elif mode == "append":
+    elif mode == "overwrite":
+        options = _DELTA_WRITE_OPTIONS
+    else:
         options = {}
     frame.write_delta(str(paths.table(name)), mode=mode, delta_write_options=options)
     return DeltaTable(str(paths.table(name))).version()

@@ -6,7 +6,7 @@ import polars as pl
 
 from pipelines.core.build import build_from_staging, built_from
 from pipelines.core.card import card_for
-from pipelines.core.catalog import VIEWS, catalog_release
+from pipelines.core.catalog import catalog_release
 from pipelines.core.publish import (
     latest_release,
     publish_release,
@@ -16,7 +16,7 @@ from pipelines.core.publish import (
 from pipelines.defs.ingestion import digest_entries
 from pipelines.defs.metadata import column_schema, markdown_table, table_metadata
 from pipelines.defs.resources import WarehouseResource
-from schemas.tables import PUBLISHED_TABLES, TABLE_SCHEMAS
+from schemas.tables import ALL_TABLES, PUBLISHED_TABLES, TABLE_SCHEMAS
 
 _TABLE_DESCRIPTIONS = {
     "digests": "One row per landed digest file: its date, status and line accounting.",
@@ -189,7 +189,7 @@ def duckdb_catalog(context: dg.AssetExecutionContext, warehouse: WarehouseResour
     try:
         counts = {
             f"{name}_rows": con.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0]  # noqa: S608
-            for name in VIEWS
+            for name in ALL_TABLES
         }
     finally:
         con.close()
