@@ -13,6 +13,7 @@ import hashlib
 from collections.abc import Callable
 
 import polars as pl
+import pyarrow as pa
 from deltalake import DeltaTable
 
 from pipelines.core.card import write_card
@@ -20,7 +21,7 @@ from pipelines.core.catalog import write_catalog
 from pipelines.core.diff import count_changes, diff_papers
 from pipelines.core.faults import fault_point
 from pipelines.core.parsing import PARSER_VERSION
-from pipelines.core.warehouse import WarehousePaths, publish_lock
+from pipelines.core.warehouse import WarehousePaths, local_files, publish_lock
 from schemas.tables import PUBLISHED_TABLES, TABLE_KEYS, PaperSchema, ReleaseSchema, empty_frame
 
 # Deletion vectors and column mapping stay off so stock DuckDB can read the Parquet files.
@@ -43,9 +44,14 @@ def table_hash(frame: pl.DataFrame, key: list[str]) -> str:
 
 
 def read_table(paths: WarehousePaths, name: str, version: int | None = None) -> pl.DataFrame:
-    # deltalake's own reader: pl.read_delta cannot find files under a path with a space.
+    """A Delta table at a version, read from the same Parquet files the catalog's views
+    read. Not pl.read_delta (it cannot find files under a path with a space) and not
+    DeltaTable.to_pyarrow_table (its threads abort the process at exit: SIGABRT)."""
     table = DeltaTable(str(paths.table(name)), version=version)
-    return pl.from_arrow(table.to_pyarrow_table())
+    files = local_files(table.file_uris())
+    if files:
+        return pl.read_parquet(files)
+    return pl.from_arrow(pa.schema(table.schema().to_arrow()).empty_table())
 
 
 def releases(paths: WarehousePaths) -> pl.DataFrame:
