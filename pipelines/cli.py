@@ -219,7 +219,7 @@ def _connect(paths, release: int | None):
 
     try:
         con = duckdb.connect(str(paths.catalog), read_only=True)
-        kept = con.execute("SELECT time_travel_releases FROM catalog_info").fetchone()[0]
+        kept = con.execute("SELECT time_travel_releases FROM catalog_info").fetchall()[0][0]
     except duckdb.Error as error:
         raise fail(
             f"catalog {paths.catalog} is damaged ({_cause(error)}): "
@@ -375,6 +375,34 @@ def card(
     if text is None:
         raise fail(f"no release {release}: `papers releases` lists the published ones")
     sys.stdout.write(text)
+
+
+@app.command()
+def related(
+    paper: Annotated[str, typer.Argument(help="A paper_id, a title, or part of a title")],
+    release: Annotated[int | None, typer.Option(help="Look in this older release")] = None,
+    format: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.table,
+    warehouse: WarehouseOption = None,
+) -> None:
+    """The papers most related to PAPER (TF-IDF similarity of title and abstract)."""
+    from pipelines.core.lookup import PaperNotFound, find_paper
+
+    con = _connect(_published_paths(warehouse), release)
+    try:
+        paper_id, title = find_paper(con, paper)
+        cursor = con.execute(
+            "SELECT r.rank, r.score, r.related_id AS paper_id, p.title, p.first_seen "
+            "FROM related_papers r JOIN papers p ON p.paper_id = r.related_id "
+            "WHERE r.paper_id = ? ORDER BY r.rank",
+            [paper_id],
+        )
+        columns = [d[0] for d in cursor.description]
+        rows = cursor.fetchall()
+    except PaperNotFound as error:
+        raise fail(str(error)) from error
+    finally:
+        con.close()
+    _emit(columns, rows, format, title=f"related to {title} ({paper_id})")
 
 
 def main() -> None:  # pragma: no cover - console script shim

@@ -12,8 +12,23 @@ from typing import Annotated
 import pandera.polars as pa
 import polars as pl
 
+from pipelines.core.topics import OTHER, TAXONOMY
+
 UtcTimestamp = Annotated[pl.Datetime, "us", "UTC"]
 StringList = Annotated[pl.List, pl.String]
+LinkList = Annotated[pl.List, pl.Struct({"url": pl.String, "kind": pl.String})]
+LINK_KINDS = ["code", "project_page", "model", "dataset", "other"]
+TOPICS = [*TAXONOMY, OTHER]
+
+# Why an entry is the paper it was matched to (appearances.match_reason).
+MATCH_REASONS = {
+    "first_seen": "the paper's first appearance",
+    "exact": "same title as written and same abstract as its first appearance",
+    "normalized_title": "same title after folding (case, Unicode, punctuation), same abstract",
+    "revised_abstract": "same folded title, abstract revised by small edits",
+    "fuzzy_title+abstract": "title within a typo or two, same or revised abstract",
+    "same_abstract": "different title, identical abstract",
+}
 
 DIGEST_STATUSES = ["ingested", "superseded", "rejected"]
 SHA256 = r"^[0-9a-f]{64}$"
@@ -115,8 +130,9 @@ class AppearanceSchema(pa.DataFrameModel):
     line_start: pl.Int32 = pa.Field(ge=1, description="First line of the entry in the file")
     line_end: pl.Int32 = pa.Field(ge=1, description="Last line of the entry in the file")
     match_reason: str = pa.Field(
-        description="Why the entry is this paper: first_seen; exact (same title and abstract "
-        "as its first appearance); title+similar_abstract (a revised abstract)"
+        isin=list(MATCH_REASONS),
+        description="Why the entry is this paper, against its first appearance: "
+        + "; ".join(f"{code} ({meaning})" for code, meaning in MATCH_REASONS.items()),
     )
 
     @pa.dataframe_check
@@ -136,16 +152,59 @@ class PaperSchema(pa.DataFrameModel):
     title: str = pa.Field(str_length={"min_value": 1}, description="Title as last written")
     title_key: str = pa.Field(
         str_length={"min_value": 1},
-        description="Folded title used for matching (NFKC, casefold, no punctuation)",
+        description="Folded title used for matching: NFKD, accents and case folded, letters "
+        "and digits only",
     )
-    abstract: str = pa.Field(str_length={"min_value": 1}, description="Latest abstract seen")
+    title_variants: StringList = pa.Field(
+        description="Every distinct spelling of the title seen, in order of first appearance"
+    )
+    abstract: str = pa.Field(
+        str_length={"min_value": 1},
+        description="Latest abstract, cleaned of LaTeX escapes (\\%), link placeholders "
+        "({url}, {here.}), trailing % comments and doubled spaces",
+    )
+    abstract_raw: str = pa.Field(
+        str_length={"min_value": 1}, description="Latest abstract exactly as written"
+    )
     first_seen: pl.Date = pa.Field(description="Date of the first digest it appeared in")
     last_seen: pl.Date = pa.Field(description="Date of the latest digest it appeared in")
     n_appearances: pl.Int32 = pa.Field(ge=1, description="Number of digest dates it appeared on")
-    links: StringList = pa.Field(description="URLs in the abstract, trailing punctuation removed")
-    github_repo: str = pa.Field(nullable=True, description="owner/name of a GitHub repo it links")
-    acronym: str = pa.Field(nullable=True, description="Short name from the title, e.g. TAME")
-    n_words: pl.Int32 = pa.Field(ge=0, description="Words in the abstract")
+    links: LinkList = pa.Field(
+        description="Every URL in the abstract (trailing punctuation and {...} debris removed) "
+        "as {url, kind}; kind is one of " + ", ".join(LINK_KINDS)
+    )
+    github_repo: str = pa.Field(
+        nullable=True, description="owner/name of the first GitHub repository it links to"
+    )
+    has_code: bool = pa.Field(description="Whether any link is a code link")
+    acronym: str = pa.Field(
+        nullable=True,
+        description="Short name the paper goes by (TAME, LoRA-GA, Sophia): the title's prefix "
+        "before a colon, else the name its abstract introduces",
+    )
+    topics: StringList = pa.Field(
+        description="Machine-learning areas from the rule-based taxonomy in "
+        "pipelines/core/topics.py (" + ", ".join(TOPICS) + "); ['other'] when none applies"
+    )
+    keyphrases: StringList = pa.Field(
+        description="Up to 5 keyphrases of the title and abstract, by YAKE (unsupervised)"
+    )
+    n_words: pl.Int32 = pa.Field(ge=0, description="Words in the cleaned abstract")
+
+    @pa.dataframe_check
+    def topics_from_taxonomy(cls, data) -> pl.LazyFrame:
+        return data.lazyframe.select(
+            pl.col("topics").list.len().gt(0)
+            & pl.col("topics").list.eval(pl.element().is_in(TOPICS)).list.all()
+        )
+
+    @pa.dataframe_check
+    def links_have_kinds(cls, data) -> pl.LazyFrame:
+        return data.lazyframe.select(
+            pl.col("links")
+            .list.eval(pl.element().struct.field("kind").is_in(LINK_KINDS))
+            .list.all()
+        )
 
     @pa.dataframe_check
     def seen_in_order(cls, data) -> pl.LazyFrame:
@@ -175,7 +234,25 @@ class QuarantineSchema(pa.DataFrameModel):
         pass
 
 
-PUBLISHED_TABLES = ("digests", "appearances", "papers", "quarantine")
+class RelatedPaperSchema(pa.DataFrameModel):
+    """Each paper's nearest neighbours by TF-IDF similarity of title and abstract."""
+
+    paper_id: str = pa.Field(description="The paper")
+    related_id: str = pa.Field(description="A related paper (papers.paper_id)")
+    score: pl.Float64 = pa.Field(
+        gt=0, le=1.0001, description="Cosine similarity of their TF-IDF vectors, 4 decimals"
+    )
+    rank: pl.Int32 = pa.Field(ge=1, le=10, description="1 = the most related")
+
+    @pa.dataframe_check
+    def not_itself(cls, data) -> pl.LazyFrame:
+        return data.lazyframe.select(pl.col("paper_id") != pl.col("related_id"))
+
+    class Config(_Strict):
+        unique = ["paper_id", "rank"]
+
+
+PUBLISHED_TABLES = ("digests", "appearances", "papers", "quarantine", "related_papers")
 # Every Delta table and catalog view: the published tables plus the per-release logs.
 ALL_TABLES = (*PUBLISHED_TABLES, "paper_changes", "releases")
 
@@ -206,6 +283,7 @@ class ReleaseSchema(pa.DataFrameModel):
     appearances_version: pl.Int64 = pa.Field(ge=0, description="Delta version of appearances")
     papers_version: pl.Int64 = pa.Field(ge=0, description="Delta version of papers")
     quarantine_version: pl.Int64 = pa.Field(ge=0, description="Delta version of quarantine")
+    related_papers_version: pl.Int64 = pa.Field(ge=0, description="Delta version of related_papers")
     paper_changes_version: pl.Int64 = pa.Field(
         ge=0, description="Delta version of paper_changes holding this release's changelog"
     )
@@ -213,10 +291,12 @@ class ReleaseSchema(pa.DataFrameModel):
     appearances_rows: pl.Int64 = pa.Field(ge=0, description="Rows in appearances")
     papers_rows: pl.Int64 = pa.Field(ge=0, description="Rows in papers")
     quarantine_rows: pl.Int64 = pa.Field(ge=0, description="Rows in quarantine")
+    related_papers_rows: pl.Int64 = pa.Field(ge=0, description="Rows in related_papers")
     digests_hash: str = pa.Field(description="Content hash of digests")
     appearances_hash: str = pa.Field(description="Content hash of appearances")
     papers_hash: str = pa.Field(description="Content hash of papers")
     quarantine_hash: str = pa.Field(description="Content hash of quarantine")
+    related_papers_hash: str = pa.Field(description="Content hash of related_papers")
     papers_added: pl.Int64 = pa.Field(ge=0, description="Papers new since the previous release")
     papers_updated: pl.Int64 = pa.Field(ge=0, description="Papers whose row changed")
     papers_removed: pl.Int64 = pa.Field(ge=0, description="Papers gone since the previous release")
@@ -230,6 +310,7 @@ TABLE_SCHEMAS: dict[str, type[pa.DataFrameModel]] = {
     "appearances": AppearanceSchema,
     "papers": PaperSchema,
     "quarantine": QuarantineSchema,
+    "related_papers": RelatedPaperSchema,
     "releases": ReleaseSchema,
     "paper_changes": PaperChangeSchema,
 }
@@ -240,6 +321,7 @@ TABLE_KEYS: dict[str, list[str]] = {
     "appearances": ["digest_date", "paper_id"],
     "papers": ["paper_id"],
     "quarantine": ["digest_id", "line_start", "stage", "reason"],
+    "related_papers": ["paper_id", "rank"],
     "releases": ["release"],
     "paper_changes": ["release", "paper_id"],
 }

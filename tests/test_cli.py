@@ -133,3 +133,31 @@ def test_bad_query_and_unknown_release(papers, landing):
     assert bad.exit_code == 1 and "query failed" in bad.stderr
     missing = papers("sql", "SELECT 1", "--release", "9", ok=False)
     assert missing.exit_code == 1 and "release 9 is not retained" in missing.stderr
+
+
+def test_related_finds_a_paper_by_id_title_or_part_of_it(papers, landing):
+    topics = {
+        "Graph Pooling Networks": "graph neural network pooling",
+        "Graph Attention Networks": "graph neural network attention",
+        "Speech Recognition at Scale": "speech recognition",
+        "Protein Folding Dynamics": "protein folding",
+    }
+    write_digest(
+        landing, "a.txt", "Mar 14", [(t, abstract_for(a, 4)) for t, a in topics.items()], T0
+    )
+    papers("ingest")
+    ranked = json.loads(papers("related", "graph pooling networks.", "-f", "json").stdout)
+    assert ranked[0]["title"] == "Graph Attention Networks" and ranked[0]["rank"] == 1
+    assert [r["rank"] for r in ranked] == list(range(1, len(ranked) + 1))
+    assert "Graph Pooling Networks" not in [r["title"] for r in ranked]
+    by_id = json.loads(papers("related", ranked[0]["paper_id"], "-f", "json").stdout)
+    assert by_id[0]["title"] == "Graph Pooling Networks"
+    by_part = json.loads(papers("related", "Protein Folding", "-f", "json").stdout)
+    by_typo = json.loads(papers("related", "Protien Folding Dynamics", "-f", "json").stdout)
+    assert by_part == by_typo and len(by_part) >= 1
+
+    ambiguous = papers("related", "Graph", ok=False)
+    assert ambiguous.exit_code == 1 and "2 papers match 'Graph'" in ambiguous.output
+    unknown = papers("related", "Quantum Gravity", ok=False)
+    assert unknown.exit_code == 1 and "no paper matches" in unknown.output
+    assert len(unknown.output.strip().splitlines()) == 1

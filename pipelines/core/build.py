@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import polars as pl
 
 from pipelines.core.enrich import enrich_papers
 from pipelines.core.identity import assign_paper_ids
+from pipelines.core.related import related_papers
 from pipelines.core.validation import validate
 from schemas.tables import (
     AppearanceSchema,
     DigestSchema,
     PaperSchema,
     QuarantineSchema,
+    RelatedPaperSchema,
     empty_frame,
 )
 
@@ -51,57 +55,77 @@ def digest_statuses(staged_digests: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+@dataclass(frozen=True)
+class Previous:
+    """What the latest release published: its appearances keep their paper ids, and its
+    papers' keyphrases are reused where the text is unchanged."""
+
+    appearances: pl.DataFrame
+    papers: pl.DataFrame
+
+    @classmethod
+    def nothing(cls) -> Previous:
+        return cls(empty_frame(AppearanceSchema), empty_frame(PaperSchema))
+
+
 def build_papers(
-    entries: pl.DataFrame, known_papers: pl.DataFrame
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(appearances, papers) from the valid entries of ingested digests."""
+    entries: pl.DataFrame, previous: Previous
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """(appearances, papers, related_papers) from the valid entries of ingested digests."""
     if entries.height == 0:
-        return empty_frame(AppearanceSchema), empty_frame(PaperSchema)
-    matched = assign_paper_ids(entries, known_papers)
-    # A paper listed twice in one digest appears once, at its first position.
-    appearances_full = matched.sort("digest_date", "position").unique(
-        ["digest_date", "paper_id"], keep="first", maintain_order=True
+        return (
+            empty_frame(AppearanceSchema),
+            empty_frame(PaperSchema),
+            empty_frame(RelatedPaperSchema),
+        )
+    matched = assign_paper_ids(entries, previous.appearances).sort(
+        "digest_date", "position", "digest_id"
     )
-    appearances = appearances_full.select(
-        "digest_date",
-        "paper_id",
-        "position",
-        "digest_id",
-        "title",
-        line_start=pl.col("title_line"),
-        line_end=pl.col("abstract_line"),
-        match_reason="match_reason",
-    ).sort("digest_date", "position")
-    latest = pl.col("digest_date").arg_max()
+    # A paper listed twice in one digest appears once, at its first position.
+    appearances = (
+        matched.unique(["digest_date", "paper_id"], keep="first", maintain_order=True)
+        .select(
+            "digest_date",
+            "paper_id",
+            "position",
+            "digest_id",
+            "title",
+            line_start=pl.col("title_line"),
+            line_end=pl.col("abstract_line"),
+            match_reason="match_reason",
+        )
+        .sort("digest_date", "position")
+    )
     papers = (
-        appearances_full.group_by("paper_id")
+        matched.group_by("paper_id", maintain_order=True)
         .agg(
-            title=pl.col("title").get(latest),
-            title_key=pl.col("title_key").get(latest),
-            abstract=pl.col("abstract").get(latest),
+            title=pl.col("title").last(),
+            title_key=pl.col("title_key").last(),
+            title_variants=pl.col("title").unique(maintain_order=True),
+            abstract_raw=pl.col("abstract").last(),
             first_seen=pl.col("digest_date").min(),
             last_seen=pl.col("digest_date").max(),
-            n_appearances=pl.len().cast(pl.Int32),
+            n_appearances=pl.col("digest_date").n_unique().cast(pl.Int32),
         )
         .sort("paper_id")
     )
-    papers = enrich_papers(papers).select(empty_frame(PaperSchema).columns)
-    return appearances, papers
+    papers = enrich_papers(papers, previous.papers).select(empty_frame(PaperSchema).columns)
+    return appearances, papers, related_papers(papers)
 
 
 def build_tables(
     staged_digests: pl.DataFrame,
     staged_entries: pl.DataFrame,
     staged_quarantine: pl.DataFrame,
-    known_papers: pl.DataFrame,
+    previous: Previous,
 ) -> dict[str, pl.DataFrame]:
-    """digests, appearances, papers and quarantine, each validated against its schema.
+    """The published tables, each validated against its schema.
 
     Rows that fail their schema are moved to quarantine (stage `schema:<table>`)."""
     digests = digest_statuses(staged_digests)
     ingested = digests.filter(pl.col("status") == "ingested")["digest_id"]
     entries = staged_entries.filter(pl.col("digest_id").is_in(ingested.implode()))
-    appearances, papers = build_papers(entries, known_papers)
+    appearances, papers, related = build_papers(entries, previous)
 
     rejected: list[pl.DataFrame] = []
     tables = {}
@@ -109,6 +133,7 @@ def build_tables(
         ("digests", digests, DigestSchema),
         ("appearances", appearances, AppearanceSchema),
         ("papers", papers, PaperSchema),
+        ("related_papers", related, RelatedPaperSchema),
     ):
         checked = validate(frame, model)
         tables[name] = checked.valid
@@ -122,10 +147,10 @@ def build_tables(
     return tables
 
 
-def build_from_staging(staging, known_papers: pl.DataFrame) -> dict[str, pl.DataFrame]:
+def build_from_staging(staging, previous: Previous) -> dict[str, pl.DataFrame]:
     """build_tables over everything staged."""
     return build_tables(
-        staging.read("digest"), staging.read("entries"), staging.read("quarantine"), known_papers
+        staging.read("digest"), staging.read("entries"), staging.read("quarantine"), previous
     )
 
 

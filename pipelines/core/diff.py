@@ -14,13 +14,20 @@ DIFF_COLUMNS = {
 
 def diff_papers(before: pl.DataFrame, after: pl.DataFrame) -> pl.DataFrame:
     """One row per paper added, removed or updated, with the columns that changed
-    (comma-separated; only columns present in both releases are compared)."""
+    (comma-separated; only columns present in both releases are compared, and a column
+    whose type changed counts as changed)."""
     shared = [c for c in after.columns if c in before.columns and c != "paper_id"]
+    retyped = {c for c in shared if before.schema[c] != after.schema[c]}
     joined = before.join(after, on="paper_id", how="full", coalesce=True, suffix="__after")
     in_before = pl.col("title").is_not_null()
     in_after = pl.col("title__after").is_not_null()
     changed = pl.concat_list(
-        [pl.when(pl.col(c).ne_missing(pl.col(f"{c}__after"))).then(pl.lit(c)) for c in shared]
+        [
+            pl.lit(c)
+            if c in retyped
+            else pl.when(pl.col(c).ne_missing(pl.col(f"{c}__after"))).then(pl.lit(c))
+            for c in shared
+        ]
     ).list.drop_nulls()
     result = joined.select(
         change=pl.when(~in_before)

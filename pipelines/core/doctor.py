@@ -12,9 +12,9 @@ from pipelines.core.catalog import ReleaseSources, catalog_info
 from pipelines.core.maintenance import check_release
 from pipelines.core.publish import (
     latest_release,
+    previous_build,
     publish_release,
     read_release_table,
-    readable_papers,
     refresh_catalog,
     releases,
 )
@@ -85,7 +85,7 @@ def repair(paths: WarehousePaths) -> list[str]:
     current = latest_release(paths)
     if current is not None and not _readable(paths, current):
         staging = StagingArea(paths.staging)
-        tables = build_from_staging(staging, readable_papers(paths, current))
+        tables = build_from_staging(staging, previous_build(paths, current))
         published = publish_release(paths, tables, force=True)
         done.append(
             f"republished the tables from {len(staging.digest_ids())} staged digests "

@@ -1,15 +1,61 @@
 """Enrichment columns computed from a paper's title and abstract, as Polars expressions
-(one vectorized pass over all papers); the single-value helpers run the same expressions."""
+(one vectorized pass over all papers); the single-value helpers run the same expressions.
+Keyphrases come from YAKE, one paper at a time, so they are computed only for papers
+whose text changed since the previous release."""
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+
 import polars as pl
+
+from pipelines.core.text import clean_abstract_expr, one
+from pipelines.core.topics import topics_expr
+
+LINK = pl.Struct({"url": pl.String, "kind": pl.String})
+LINK_KINDS = ("code", "project_page", "model", "dataset", "other")
 
 _URL = r"https?://[^\s<>\"'{}]+"
 # Sentence punctuation and closing brackets that scraping glues onto the end of a URL.
 _URL_TAIL = r"[.,;:!?\]}'\"]+$"
-_GITHUB = r"(?i)github\.com/([A-Za-z0-9][A-Za-z0-9-]*/[A-Za-z0-9._-]+)"
+_GITHUB_REPO = r"(?i)^https?://(?:www\.)?github\.com/([A-Za-z0-9][A-Za-z0-9-]*/[A-Za-z0-9._-]+)"
+# Hugging Face and its mirrors seen in digests.
+_HF = r"^https?://(?:www\.)?(?:huggingface\.co|hf\.co|huface\.[a-z]+)/"
+# The first rule that matches (case-insensitively) gives a link its kind; else `other`.
+_LINK_KIND_RULES = [
+    ("dataset", _HF + r"datasets/|kaggle\.com/datasets|zenodo\.org|/datasets?/"),
+    ("project_page", _HF + r"spaces/|\.github\.io|sites\.google\.com|/project"),
+    ("code", r"^https?://(?:www\.)?(?:github\.com|gitlab\.com|bitbucket\.org|codeberg\.org)/"),
+    ("model", _HF + r"[^/]+/[^/]+"),
+]
+
 _ACRONYM_PREFIX = r"^\s*([^\s:]{2,30}(?:\s[^\s:]{1,12})?)\s*:\s+\S"
+_INTRO = (
+    r"(?:\b[Ww]e (?:propose|introduce|present|develop|design|call|name)|"
+    r"\b(?:called|dubbed|named|termed|coined))"
+    r"(?:,?\s+(?:a|an|the|our|novel|new|simple|general|unified|efficient|effective|scalable"
+    r"|method|framework|approach|model|algorithm|technique|system|strategy|initialization"
+    r"|paradigm|benchmark|dataset|architecture|pipeline|optimizer|family|variant|called"
+    r"|named|dubbed|termed)){0,5},?\s+"
+)
+# The name right after "we propose ...": two capitals or a digit (GradSign, DMD2), or one
+# capitalised word followed by a comma or parenthesis (Sophia, ...).
+_NAMED = _INTRO + r"([A-Z][A-Za-z0-9]*[A-Z0-9][A-Za-z0-9]*(?:-[A-Za-z0-9]+)*)\b"
+_NAMED_WORD = _INTRO + r"([A-Z][a-z]{2,})\s*[,(]"
+# "we propose Pareto Domain Adaptation (ParetoDA)": an abbreviation defined right away.
+_DEFINED = (
+    r"(?:\b[Ww]e (?:propose|introduce|present)|\bcalled)[^.()]{0,80}"
+    r"\(([A-Z][A-Za-z0-9-]*[A-Z][A-Za-z0-9-]*)\)"
+)
+# Abbreviations of a field or a building block, not the name of a paper's contribution.
+GENERIC_ABBREVIATIONS = frozenset(
+    """AI ML DL RL NLP CV LLM LLMs MLLM MLLMs VLM VLMs LM LMs CNN CNNs RNN RNNs GNN GNNs GAN
+    GANs VAE VAEs MLP MLPs MoE NAS PDE PDEs ODE ODEs SDE SDEs MSE SGD KD MTL DRO IB META
+    SWE OOD ICL CoT RLHF DPO PEFT LoRA BERT GPT ViT ViTs TTA FL SSL MDP MDPs""".split()
+)
+
+KEYPHRASES_PER_PAPER = 5
 
 
 def _clean_url(url: pl.Expr) -> pl.Expr:
@@ -23,54 +69,118 @@ def _clean_url(url: pl.Expr) -> pl.Expr:
     return url
 
 
+def link_kind_expr(url: pl.Expr) -> pl.Expr:
+    kind = pl.lit("other")
+    for name, pattern in reversed(_LINK_KIND_RULES):  # the first rule that matches wins
+        kind = pl.when(url.str.contains(f"(?i){pattern}")).then(pl.lit(name)).otherwise(kind)
+    return kind
+
+
 def links_expr(abstract: str | pl.Expr = "abstract") -> pl.Expr:
-    """Every distinct URL in the abstract, in order, without trailing punctuation."""
+    """Every distinct URL in the abstract, in order, without trailing punctuation or
+    `{...}` debris, each with its kind."""
     expr = pl.col(abstract) if isinstance(abstract, str) else abstract
-    return (
+    urls = (
         expr.str.extract_all(_URL)
         .list.eval(_clean_url(pl.element()))
         .list.eval(pl.element().filter(pl.element().str.contains("://[^/]")))
         .list.unique(maintain_order=True)
     )
+    return urls.list.eval(pl.struct(url=pl.element(), kind=link_kind_expr(pl.element())))
 
 
 def github_repo_expr(links: pl.Expr) -> pl.Expr:
     """`owner/name` of the first GitHub repository among the links."""
-    return (
-        links.list.eval(pl.element().str.extract(_GITHUB, 1).str.strip_suffix(".git"))
-        .list.drop_nulls()
-        .list.first()
+    urls = links.list.eval(pl.element().struct.field("url"))
+    repos = urls.list.eval(pl.element().str.extract(_GITHUB_REPO, 1).str.strip_suffix(".git"))
+    return repos.list.drop_nulls().list.first()
+
+
+def acronym_expr(title: str | pl.Expr = "title", abstract: str | pl.Expr = "abstract") -> pl.Expr:
+    """The short name a paper goes by: the title's prefix before a colon (`TAME` in
+    `TAME: Task Agnostic ...`) when it looks like a name (at most two words, with a
+    capital or a digit); else the name the abstract introduces (`we propose Sophia, ...`,
+    `we introduce DMD2`, `... Adaptation (ParetoDA)`)."""
+    title = pl.col(title) if isinstance(title, str) else title
+    abstract = pl.col(abstract) if isinstance(abstract, str) else abstract
+    prefix = title.str.extract(_ACRONYM_PREFIX, 1)
+    generic = pl.lit(sorted(GENERIC_ABBREVIATIONS))
+
+    def name(candidate: pl.Expr) -> pl.Expr:
+        # Not a field's abbreviation, and not an emphasised word (DEep, CONtinuous).
+        shouted = candidate.str.contains(r"^[A-Z]{2,}[a-z]{2,}$")
+        return pl.when(~candidate.is_in(generic) & ~shouted).then(candidate)
+
+    return pl.coalesce(
+        pl.when(prefix.str.contains(r"[A-Z0-9]")).then(prefix),
+        name(abstract.str.extract(_NAMED, 1)),
+        name(abstract.str.extract(_NAMED_WORD, 1)),
+        name(abstract.str.extract(_DEFINED, 1)),
     )
 
 
-def acronym_expr(title: str | pl.Expr = "title") -> pl.Expr:
-    """The short name before a colon (`TAME` in `TAME: Task Agnostic ...`) when it looks
-    like a name: at most two words, with a capital letter or a digit."""
-    expr = pl.col(title) if isinstance(title, str) else title
-    candidate = expr.str.extract(_ACRONYM_PREFIX, 1)
-    return pl.when(candidate.str.contains(r"[A-Z0-9]")).then(candidate)
+def extract_links(abstract: str) -> list[dict]:
+    return list(one(links_expr(pl.lit(abstract))))
 
 
-def _one(expr: pl.Expr):
-    return pl.select(expr)[0, 0]
+def acronym(title: str, abstract: str = "") -> str | None:
+    return one(acronym_expr(pl.lit(title), pl.lit(abstract)))
 
 
-def extract_links(abstract: str) -> list[str]:
-    return list(_one(links_expr(pl.lit(abstract))))
+def _yake_batch(texts: list[str]) -> list[list[str]]:
+    import yake  # imported here: worker processes load it once per batch
+
+    extractor = yake.KeywordExtractor(lan="en", n=3, top=KEYPHRASES_PER_PAPER, dedupLim=0.7)
+    out = []
+    for text in texts:
+        phrases, seen = [], set()
+        for phrase, _score in extractor.extract_keywords(text):
+            if phrase.casefold() not in seen:
+                seen.add(phrase.casefold())
+                phrases.append(phrase)
+        out.append(phrases)
+    return out
 
 
-def github_repo(links: list[str]) -> str | None:
-    return _one(github_repo_expr(pl.lit(pl.Series(values=[links], dtype=pl.List(pl.String)))))
+def keyphrases(texts: list[str], processes: int | None = None) -> list[list[str]]:
+    """YAKE keyphrases of each text (at most KEYPHRASES_PER_PAPER). Large batches are
+    split over worker processes (spawned: the caller may hold threads)."""
+    processes = processes or os.cpu_count() or 1
+    if len(texts) < 1000 or processes < 2:
+        return _yake_batch(texts)
+    size = -(-len(texts) // (processes * 4))
+    chunks = [texts[i : i + size] for i in range(0, len(texts), size)]
+    with multiprocessing.get_context("spawn").Pool(processes) as pool:
+        return [phrases for chunk in pool.map(_yake_batch, chunks) for phrases in chunk]
 
 
-def acronym(title: str) -> str | None:
-    return _one(acronym_expr(pl.lit(title)))
-
-
-def enrich_papers(papers: pl.DataFrame) -> pl.DataFrame:
-    """Add links, github_repo, acronym and n_words to a frame with title and abstract."""
-    return papers.with_columns(links=links_expr()).with_columns(
+def enrich_papers(papers: pl.DataFrame, previous: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Enrichment columns for a frame with title and abstract_raw (the latest abstract as
+    written). Keyphrases of a paper whose title and abstract are unchanged since
+    `previous` (the published papers) are reused."""
+    papers = papers.with_columns(abstract=clean_abstract_expr("abstract_raw"))
+    papers = papers.with_columns(links=links_expr(), topics=topics_expr()).with_columns(
         github_repo=github_repo_expr(pl.col("links")),
+        has_code=pl.col("links").list.eval(pl.element().struct.field("kind") == "code").list.any(),
         acronym=acronym_expr(),
         n_words=pl.col("abstract").str.count_matches(r"\S+").cast(pl.Int32),
     )
+    reusable = ["paper_id", "title", "abstract_raw", "keyphrases"]
+    if previous is not None and set(reusable) <= set(previous.columns):
+        papers = papers.join(
+            previous.select(reusable),
+            on=["paper_id", "title", "abstract_raw"],
+            how="left",
+            maintain_order="left",
+        )
+    else:
+        papers = papers.with_columns(keyphrases=pl.lit(None, pl.List(pl.String)))
+    missing = papers.filter(pl.col("keyphrases").is_null())
+    if missing.height:
+        texts = missing.select(pl.format("{}. {}", "title", "abstract")).to_series().to_list()
+        computed = missing.select("paper_id").with_columns(
+            fresh=pl.Series(keyphrases(texts), dtype=pl.List(pl.String))
+        )
+        papers = papers.join(computed, on="paper_id", how="left", maintain_order="left")
+        papers = papers.with_columns(keyphrases=pl.coalesce("keyphrases", "fresh")).drop("fresh")
+    return papers

@@ -16,6 +16,7 @@ import polars as pl
 import pyarrow as pa
 from deltalake import DeltaTable
 
+from pipelines.core.build import Previous
 from pipelines.core.card import write_card
 from pipelines.core.catalog import write_catalog
 from pipelines.core.diff import count_changes, diff_papers
@@ -75,12 +76,20 @@ def read_release_table(paths: WarehousePaths, release: dict, name: str) -> pl.Da
     return read_table(paths, name, version=release[f"{name}_version"])
 
 
-def published_papers(paths: WarehousePaths) -> pl.DataFrame:
-    """Papers of the latest release, the reference for stable ids (empty before any)."""
-    release = latest_release(paths)
+def previous_build(paths: WarehousePaths, release: dict | None = None) -> Previous:
+    """What a new build starts from: the appearances and papers of `release` (default: the
+    latest). Nothing when there is no release or its files are damaged (a repair is then a
+    fresh build: ids are derived from content)."""
+    release = release or latest_release(paths)
     if release is None:
-        return empty_frame(PaperSchema)
-    return read_release_table(paths, release, "papers")
+        return Previous.nothing()
+    try:
+        return Previous(
+            read_release_table(paths, release, "appearances"),
+            read_release_table(paths, release, "papers"),
+        )
+    except Exception:
+        return Previous.nothing()
 
 
 def refresh_catalog(paths: WarehousePaths) -> list[int]:
@@ -169,7 +178,7 @@ def _write(
         options = {"predicate": predicate}  # replaces only the rows it matches
     elif mode == "overwrite":
         options = _DELTA_WRITE_OPTIONS
-    else:
-        options = {}
+    else:  # a release row may carry columns that older rows lack (a new table)
+        options = {"schema_mode": "merge"}
     frame.write_delta(str(paths.table(name)), mode=mode, delta_write_options=options)
     return DeltaTable(str(paths.table(name))).version()

@@ -9,8 +9,8 @@ from pipelines.core.card import card_for
 from pipelines.core.catalog import catalog_release
 from pipelines.core.publish import (
     latest_release,
+    previous_build,
     publish_release,
-    published_papers,
     refresh_catalog,
 )
 from pipelines.defs.ingestion import digest_entries
@@ -23,6 +23,7 @@ _TABLE_DESCRIPTIONS = {
     "appearances": "One row per paper per digest date, with position and source lines.",
     "papers": "One row per distinct paper, with stable paper_id and enrichment columns.",
     "quarantine": "Every rejected file, record or row, with its reason and raw text.",
+    "related_papers": "The 10 most related papers of each paper, by TF-IDF similarity.",
 }
 
 
@@ -48,12 +49,13 @@ _TABLE_DESCRIPTIONS = {
     ],
 )
 def warehouse_tables(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
-    """Build digests, appearances, papers and quarantine from every staged digest.
+    """Build digests, appearances, papers, quarantine and related_papers from every staged
+    digest.
 
     Digest statuses follow the identity rules (a later file for the same date supersedes
     the earlier one); papers keep the ids already published. Rows failing their schema
     move to quarantine, so what is published always passes."""
-    tables = build_from_staging(warehouse.staging, published_papers(warehouse.paths))
+    tables = build_from_staging(warehouse.staging, previous_build(warehouse.paths))
     quarantine = tables["quarantine"]
     for name in PUBLISHED_TABLES:
         frame = tables[name]
@@ -109,6 +111,7 @@ def release(
     appearances: pl.DataFrame,
     papers: pl.DataFrame,
     quarantine: pl.DataFrame,
+    related_papers: pl.DataFrame,
 ):
     """Publish the tables as the next release of the Delta tables under `tables/`.
 
@@ -120,6 +123,7 @@ def release(
         "appearances": appearances,
         "papers": papers,
         "quarantine": quarantine,
+        "related_papers": related_papers,
     }
     paths, staging = warehouse.paths, warehouse.staging
 
@@ -127,7 +131,7 @@ def release(
         if set(staging.digest_ids()) == built_from(built):
             return built
         context.log.info("Digests were staged by another run meanwhile: rebuilding the tables")
-        return build_from_staging(staging, published_papers(paths))
+        return build_from_staging(staging, previous_build(paths))
 
     published = publish_release(paths, tables, rebuild_if_stale=rebuild_if_stale)
     current = published or latest_release(warehouse.paths)

@@ -2,10 +2,9 @@ import datetime as dt
 
 import polars as pl
 
-from pipelines.core.build import build_tables, digest_statuses
+from pipelines.core.build import Previous, build_tables, digest_statuses
 from pipelines.core.parsing import parse_digest
 from pipelines.core.staging import stage_digest
-from schemas.tables import PaperSchema, empty_frame
 from tests.conftest import abstract_for, digest_text
 
 T0 = dt.datetime(2025, 6, 1, tzinfo=dt.UTC)
@@ -20,7 +19,7 @@ def build(*digests):
         pl.concat([d.digest for d in digests]),
         pl.concat([d.entries for d in digests]),
         pl.concat([d.quarantine for d in digests]),
-        empty_frame(PaperSchema),
+        Previous.nothing(),
     )
 
 
@@ -81,7 +80,7 @@ def test_published_row_failing_its_schema_moves_to_quarantine_with_the_check_nam
         pl.concat([good.digest, tampered]),
         pl.concat([good.entries, other.entries]),
         pl.concat([good.quarantine, other.quarantine]),
-        empty_frame(PaperSchema),
+        Previous.nothing(),
     )
     assert tables["digests"]["source_path"].to_list() == ["a.txt"]
     [row] = tables["quarantine"].rows(named=True)

@@ -1,26 +1,40 @@
 import polars as pl
 
-from pipelines.core.enrich import acronym, enrich_papers, extract_links, github_repo
+from pipelines.core.enrich import acronym, enrich_papers, extract_links
 
 
-def test_links_lose_trailing_punctuation_and_braces():
+def test_links_lose_trailing_punctuation_braces_and_placeholders():
     text = (
         "Code: https://github.com/harryjo97/GDSS. See https://x.org/a_(b) and "
-        "https://github.com/SKDDJ/LoLDU{https://github.com/SKDDJ/LoLDU}."
+        "https://github.com/SKDDJ/LoLDU{https://github.com/SKDDJ/LoLDU}. Page: "
+        "https://gohyojun15.github.io/ANT_diffusion/{url}. (https://github.com/Facico/DLF.)"
     )
-    assert extract_links(text) == [
+    assert [link["url"] for link in extract_links(text)] == [
         "https://github.com/harryjo97/GDSS",
         "https://x.org/a_(b)",
         "https://github.com/SKDDJ/LoLDU",
+        "https://gohyojun15.github.io/ANT_diffusion/",
+        "https://github.com/Facico/DLF",
     ]
 
 
-def test_github_repo_from_deep_link():
-    links = [
-        "https://github.com/tensorflow/addons/blob/master/tensorflow_addons/optimizers/lamb.py"
+def test_links_have_kinds():
+    text = (
+        "https://github.com/a/b https://gitlab.com/c/d https://lab.github.io/proj "
+        "https://huggingface.co/datasets/x/y https://huggingface.co/org/model-7B "
+        "https://huggingface.co/spaces/org/demo https://huface.online/YiDuo/Llama-8B "
+        "https://example.org/paper"
+    )
+    assert [link["kind"] for link in extract_links(text)] == [
+        "code",
+        "code",
+        "project_page",
+        "dataset",
+        "model",
+        "project_page",
+        "model",
+        "other",
     ]
-    assert github_repo(links) == "tensorflow/addons"
-    assert github_repo(["https://example.org/x"]) is None
 
 
 def test_acronym_from_title_prefix():
@@ -30,15 +44,54 @@ def test_acronym_from_title_prefix():
     assert acronym("on the other hand: a study") is None
 
 
-def test_enrich_papers_adds_columns():
-    out = enrich_papers(
-        pl.DataFrame({"title": ["TAME: X"], "abstract": ["Two words. See https://github.com/a/b."]})
+def test_acronym_from_the_abstract_definition():
+    title = "A Scalable Second-order Optimizer"
+    assert acronym(title, "In this paper, we propose Sophia, Second-order Clipped ...") == "Sophia"
+    assert acronym(title, "We introduce DMD2, a set of techniques.") == "DMD2"
+    assert acronym(title, "We propose a Pareto Domain Adaptation (ParetoDA) approach.") == (
+        "ParetoDA"
     )
-    assert out.row(0, named=True) == {
-        "title": "TAME: X",
-        "abstract": "Two words. See https://github.com/a/b.",
-        "links": ["https://github.com/a/b"],
-        "github_repo": "a/b",
-        "acronym": "TAME",
-        "n_words": 4,
-    }
+    assert acronym(title, "a new optimizer called LAMB; we then provide analysis") == "LAMB"
+    # A field's abbreviation is not the paper's name; neither is an emphasised word.
+    assert acronym(title, "We propose a reinforcement learning (RL) based method.") is None
+    assert acronym(title, "We propose to enhance LoRA by initializing weights.") is None
+    assert acronym(title, "We present a simple solution to this problem.") is None
+
+
+def papers(**columns):
+    base = {"paper_id": ["p1"], "title": ["TAME: X"], "abstract_raw": ["Two words."]}
+    return pl.DataFrame(base | columns)
+
+
+def test_enrich_papers_cleans_the_abstract_and_keeps_it_raw():
+    raw = "We gain 45\\% in  accuracy. Code at {url}. Data {here.} is open. % TODO cite"
+    out = enrich_papers(papers(abstract_raw=[raw])).row(0, named=True)
+    assert out["abstract_raw"] == raw
+    assert out["abstract"] == "We gain 45% in accuracy. Code at. Data is open."
+    assert out["n_words"] == 10
+
+
+def test_enrich_papers_adds_every_column():
+    out = enrich_papers(
+        papers(
+            title=["TAME: Continual Learning with Experts"],
+            abstract_raw=[
+                "Continual learning suffers from catastrophic forgetting. "
+                "See https://github.com/a/b.git."
+            ],
+        )
+    ).row(0, named=True)
+    assert out["links"] == [{"url": "https://github.com/a/b.git", "kind": "code"}]
+    assert out["github_repo"] == "a/b"
+    assert out["has_code"] is True
+    assert out["acronym"] == "TAME"
+    assert out["topics"] == ["continual_learning"]
+    assert 1 <= len(out["keyphrases"]) <= 5
+    assert any("continual" in phrase.lower() for phrase in out["keyphrases"])
+
+
+def test_keyphrases_are_reused_only_while_the_text_is_unchanged():
+    previous = papers(keyphrases=[["kept"]])
+    assert enrich_papers(papers(), previous)["keyphrases"][0].to_list() == ["kept"]
+    changed = enrich_papers(papers(abstract_raw=["Other words entirely."]), previous)
+    assert changed["keyphrases"][0].to_list() != ["kept"]

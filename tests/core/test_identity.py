@@ -2,11 +2,11 @@ import datetime as dt
 
 import polars as pl
 
-from pipelines.core.identity import assign_paper_ids, fold_title
-from schemas.tables import PaperSchema, empty_frame
+from pipelines.core.identity import assign_paper_ids
 from tests.conftest import abstract_for
 
-D1, D2 = dt.date(2025, 3, 1), dt.date(2025, 3, 2)
+D1, D2, D3 = dt.date(2025, 3, 1), dt.date(2025, 3, 2), dt.date(2025, 3, 3)
+LONG = abstract_for("sparse attention", 4)
 
 
 def entries(*rows):
@@ -15,35 +15,36 @@ def entries(*rows):
             {
                 "digest_id": f"{i:064x}",
                 "digest_date": d,
-                "position": i + 1,
+                "position": 1,
                 "title": t,
                 "abstract": a,
             }
             for i, (d, t, a) in enumerate(rows)
-        ]
+        ],
+        schema_overrides={"position": pl.Int32},
     )
 
 
-def test_fold_title_ignores_case_unicode_forms_punctuation_and_spacing():
-    base = fold_title("LoRA-GA: Low-Rank Adaptation")
-    for variant in [
-        "lora ga  low rank adaptation",
-        "ＬｏＲＡ–GA: Low‐Rank Adaptation",
-        "LoRA-GA : Low-Rank  Adaptation",
-        "“LoRA-GA”: low-rank adaptation",
-    ]:
-        assert fold_title(variant) == base
-    assert fold_title("Scaling Laws") != fold_title("Scaling Law")
+def reasons(out):
+    return out.sort("digest_date")["match_reason"].to_list()
 
 
 def test_same_title_same_abstract_is_one_paper():
-    abstract = abstract_for("retrieval")
+    out = assign_paper_ids(entries((D1, "Retrieval Is All", LONG), (D2, "Retrieval Is All", LONG)))
+    assert out["paper_id"].n_unique() == 1
+    assert reasons(out) == ["first_seen", "exact"]
+
+
+def test_title_spelling_variants_merge_and_say_why():
     out = assign_paper_ids(
-        entries((D1, "Retrieval Is All", abstract), (D2, "retrieval is all.", abstract)),
-        empty_frame(PaperSchema),
+        entries(
+            (D1, "Retrieval-Augmented Fine-Tuning", LONG),
+            (D2, "retrieval augmented fine‐tuning.", LONG),
+            (D3, "Retreival-Augmented Fine-Tuning", LONG),  # a typo
+        )
     )
     assert out["paper_id"].n_unique() == 1
-    assert out["match_reason"].to_list() == ["first_seen", "exact"]
+    assert reasons(out) == ["first_seen", "normalized_title", "fuzzy_title+abstract"]
 
 
 def test_same_title_clearly_different_abstracts_are_two_papers():
@@ -56,39 +57,66 @@ def test_same_title_clearly_different_abstracts_are_two_papers():
                 "A totally different study of human visual attention in "
                 "infants. We run eye tracking experiments. Babies look at faces first.",
             ),
-        ),
-        empty_frame(PaperSchema),
+        )
     )
     assert out["paper_id"].n_unique() == 2
 
 
 def test_revised_abstract_merges():
-    original = abstract_for("robust training", 4)
-    revised = original.replace("several public", "five public").replace("new method", "method")
+    revised = LONG.replace("several public", "five public").replace("new method", "method")
+    out = assign_paper_ids(entries((D1, "Robust Training", LONG), (D2, "Robust Training", revised)))
+    assert out["paper_id"].n_unique() == 1
+    assert reasons(out) == ["first_seen", "revised_abstract"]
+
+
+def test_identical_long_abstract_under_another_title_is_the_same_paper():
     out = assign_paper_ids(
-        entries((D1, "Robust Training", original), (D2, "Robust Training", revised)),
-        empty_frame(PaperSchema),
+        entries((D1, "Sparse Attention Works", LONG), (D2, "Why Sparse Attention Wins", LONG))
     )
     assert out["paper_id"].n_unique() == 1
-    assert out["match_reason"][1] == "title+similar_abstract"
+    assert reasons(out) == ["first_seen", "same_abstract"]
 
 
-def test_known_ids_are_kept_even_when_a_same_titled_paper_lands_earlier():
-    first = assign_paper_ids(
-        entries((D2, "Attention", abstract_for("translation"))), empty_frame(PaperSchema)
+def test_titles_a_typo_apart_with_different_abstracts_stay_apart():
+    out = assign_paper_ids(
+        entries(
+            (D1, "Scaling Laws for Sparse Models", abstract_for("sparse models", 4)),
+            (D2, "Scaling Laws for Sparse Modes", abstract_for("vibration modes", 4)),
+        )
     )
-    known = first.select("paper_id", "title_key", "abstract")
+    assert out["paper_id"].n_unique() == 2
+
+
+def test_published_ids_never_change_and_new_entries_join_them():
+    published = entries((D2, "Attention", abstract_for("translation"))).with_columns(
+        paper_id=pl.lit("p00000000000abcd")  # whatever rule minted it, it stays
+    )
     later = assign_paper_ids(
         entries(
-            (
-                D1,
-                "Attention",
-                "Eye tracking of infants shows faces win. We measure gaze. "
-                "Faces are looked at first.",
-            ),
             (D2, "Attention", abstract_for("translation")),
+            (D1, "attention.", abstract_for("translation")),  # an older digest, backfilled
+            (D3, "Attention", "Eye tracking of infants shows faces win. We measure gaze."),
         ),
-        known,
+        published.select("digest_id", "position", "title", "paper_id"),
     )
-    assert later.filter(pl.col("digest_date") == D2)["paper_id"][0] == first["paper_id"][0]
-    assert later["paper_id"].n_unique() == 2
+    ids = dict(later.select("digest_date", "paper_id").iter_rows())
+    assert ids[D2] == ids[D1] == "p00000000000abcd"
+    assert ids[D3] != "p00000000000abcd"
+
+
+def test_matching_in_steps_gives_the_ids_of_matching_at_once(tmp_path):
+    from pipelines.core.parsing import parse_digest
+    from pipelines.core.staging import stage_digest
+    from pipelines.core.synthetic import generate_digests
+
+    landed = dt.datetime(2025, 6, 1, tzinfo=dt.UTC)
+    days = [
+        stage_digest(parse_digest(text.encode(), name, landed)).entries
+        for name, text in generate_digests(6, seed=3, entries_per_digest=20)
+    ]
+    at_once = assign_paper_ids(pl.concat(days))
+    first = assign_paper_ids(pl.concat(days[:3]))
+    in_steps = assign_paper_ids(pl.concat(days), first)
+    key = ["digest_id", "position"]
+    assert at_once.sort(key)["paper_id"].to_list() == in_steps.sort(key)["paper_id"].to_list()
+    assert at_once["paper_id"].n_unique() < at_once.height  # repeats were merged

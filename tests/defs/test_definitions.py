@@ -26,6 +26,7 @@ def test_every_definition_loads_and_is_described():
         "appearances",
         "papers",
         "quarantine",
+        "related_papers",
         "release",
         "duckdb_catalog",
         "housekeeping",

@@ -1,0 +1,83 @@
+"""Text folding and cleaning shared by matching and enrichment, as Polars expressions so
+that they run vectorized over whole tables; the single-value helpers run the same ones."""
+
+from __future__ import annotations
+
+import polars as pl
+
+
+def _col(column: str | pl.Expr) -> pl.Expr:
+    return pl.col(column) if isinstance(column, str) else column
+
+
+def title_key_expr(column: str | pl.Expr) -> pl.Expr:
+    """The matching key of a title: compatibility-decomposed (ligatures, full-width
+    forms), accents dropped, lower case, letters and digits only. Case, curly quotes,
+    dashes, punctuation, spacing and a trailing period all fold away."""
+    return (
+        _col(column)
+        .str.normalize("NFKD")
+        .str.replace_all(r"\p{M}+", "")
+        .str.to_lowercase()
+        .str.replace_all(r"[^\p{L}\p{N}]+", "")
+    )
+
+
+def title_words_expr(column: str | pl.Expr) -> pl.Expr:
+    """Like title_key_expr, but words stay apart (single spaces)."""
+    return (
+        _col(column)
+        .str.normalize("NFKD")
+        .str.replace_all(r"\p{M}+", "")
+        .str.to_lowercase()
+        .str.replace_all(r"[^\p{L}\p{N}]+", " ")
+        .str.strip_chars()
+    )
+
+
+# LaTeX and scraping debris seen in digest abstracts, in the order they are removed.
+_DEBRIS = [
+    (r"\\([%&#_$])", "$1"),  # escaped specials: \% -> %
+    (r"\{(?:url|here\.?|link)\}", ""),  # link placeholders left by the scraper
+    (r"\\(?:emph|textbf|textit|texttt|mathrm|text)\{([^{}]*)\}", "$1"),
+    (r"(\w)~(\w)", "$1 $2"),  # non-breaking space: Diversity~(DAM-VP), work~nichani2023
+    (r"(?:^|\s)%(?:\s[^%]*)?$", ""),  # a trailing LaTeX comment: ' % TODO ...'
+    (r"\s+([.,;:!?])(\s|$)", "$1$2"),  # space before punctuation left by removals
+    (r"\s{2,}", " "),
+]
+
+
+def clean_abstract_expr(column: str | pl.Expr) -> pl.Expr:
+    """The abstract without LaTeX escapes, placeholders, comments and doubled spaces."""
+    expr = _col(column)
+    for pattern, replacement in _DEBRIS:
+        expr = expr.str.replace_all(pattern, replacement)
+    return expr.str.strip_chars()
+
+
+def abstract_key_expr(column: str | pl.Expr) -> pl.Expr:
+    """The matching key of an abstract: cleaned, NFKC, lower case, single spaces."""
+    return (
+        clean_abstract_expr(column)
+        .str.normalize("NFKC")
+        .str.to_lowercase()
+        .str.replace_all(r"\s+", " ")
+        .str.strip_chars()
+    )
+
+
+def one(expr: pl.Expr):
+    """Evaluate an expression over literals: the single-value form of a column rule."""
+    return pl.select(expr)[0, 0]
+
+
+def fold_title(title: str) -> str:
+    return one(title_key_expr(pl.lit(title)))
+
+
+def fold_abstract(abstract: str) -> str:
+    return one(abstract_key_expr(pl.lit(abstract)))
+
+
+def clean_abstract(abstract: str) -> str:
+    return one(clean_abstract_expr(pl.lit(abstract)))

@@ -1,0 +1,30 @@
+from pipelines.core.text import clean_abstract, fold_abstract, fold_title
+
+
+def test_fold_title_ignores_case_unicode_forms_punctuation_and_spacing():
+    base = fold_title("LoRA-GA: Low-Rank Adaptation for Efficient Fine-Tuning")
+    for variant in [
+        "lora ga  low rank adaptation for efficient fine tuning",
+        "ＬｏＲＡ–GA: Low‐Rank Adaptation for Eﬃcient Fine-Tuning",  # full width, ligature
+        "LoRA-GA : Low-Rank  Adaptation for Efficient Fine-Tuning.",
+        "“LoRA-GA”: low-rank adaptation for efficient finetuning",
+        "LoRA—GA:\u00a0Low-Rank Adaptation for Efficient Fine-Tuning",
+    ]:
+        assert fold_title(variant) == base, variant
+    assert fold_title("Schrödinger Bridges") == fold_title("Schrodinger Bridges")
+    assert fold_title("Scaling Laws") != fold_title("Scaling Law")
+
+
+def test_clean_abstract_removes_latex_and_scraping_debris():
+    assert clean_abstract("a 96.4\\% gain") == "a 96.4% gain"
+    assert clean_abstract("see https://x.io/{url}. done") == "see https://x.io/. done"
+    assert clean_abstract("code {here.} now") == "code now"
+    assert clean_abstract("prior work~nichani2023provable shows") == (
+        "prior work nichani2023provable shows"
+    )
+    assert clean_abstract("ends here. % a stray comment") == "ends here."
+    assert clean_abstract("by 69.06%, while") == "by 69.06%, while"  # a real percent stays
+
+
+def test_fold_abstract_uses_the_cleaned_text():
+    assert fold_abstract("We  gain 45\\% {url}.") == fold_abstract("we gain 45%.")
