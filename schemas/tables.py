@@ -187,7 +187,8 @@ class PaperSchema(pa.DataFrameModel):
         "pipelines/core/topics.py (" + ", ".join(TOPICS) + "); ['other'] when none applies"
     )
     keyphrases: StringList = pa.Field(
-        description="Up to 5 keyphrases of the title and abstract, by YAKE (unsupervised)"
+        description="Up to 5 keyphrases of the title and abstract, best first, lower case: "
+        "RAKE-style candidates scored by word frequency, title phrases first (unsupervised)"
     )
     n_words: pl.Int32 = pa.Field(ge=0, description="Words in the cleaned abstract")
 

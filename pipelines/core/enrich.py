@@ -1,14 +1,12 @@
 """Enrichment columns computed from a paper's title and abstract, as Polars expressions
 (one vectorized pass over all papers); the single-value helpers run the same expressions.
-Keyphrases come from YAKE, one paper at a time, so they are computed only for papers
-whose text changed since the previous release."""
+Keyphrases are RAKE's, also vectorized (YAKE took 17 ms a paper: 15 minutes of CPU for
+the 54,000 papers of 1,000 digests), and reused while a paper's text is unchanged."""
 
 from __future__ import annotations
 
-import multiprocessing
-import os
-
 import polars as pl
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 from pipelines.core.text import clean_abstract_expr, one
 from pipelines.core.topics import topics_expr
@@ -127,31 +125,61 @@ def acronym(title: str, abstract: str = "") -> str | None:
     return one(acronym_expr(pl.lit(title), pl.lit(abstract)))
 
 
-def _yake_batch(texts: list[str]) -> list[list[str]]:
-    import yake  # imported here: worker processes load it once per batch
-
-    extractor = yake.KeywordExtractor(lan="en", n=3, top=KEYPHRASES_PER_PAPER, dedupLim=0.7)
-    out = []
-    for text in texts:
-        phrases, seen = [], set()
-        for phrase, _score in extractor.extract_keywords(text):
-            if phrase.casefold() not in seen:
-                seen.add(phrase.casefold())
-                phrases.append(phrase)
-        out.append(phrases)
-    return out
+_TOKEN = r"[a-z][a-z0-9]*(?:[-+][a-z0-9]+)*|[0-9][0-9.,%]*|[^\sa-z0-9]"
+# Function words, and words of LaTeX debris that would otherwise rank high.
+_STOPWORDS = sorted(
+    ENGLISH_STOP_WORDS
+    | {"using", "based", "via", "paper", "propose", "proposed", "et", "al", "sim", "log"}
+    | {"mathcal", "mathbb", "varepsilon", "epsilon", "widetilde", "tilde", "frac", "mathrm"}
+)
 
 
-def keyphrases(texts: list[str], processes: int | None = None) -> list[list[str]]:
-    """YAKE keyphrases of each text (at most KEYPHRASES_PER_PAPER). Large batches are
-    split over worker processes (spawned: the caller may hold threads)."""
-    processes = processes or os.cpu_count() or 1
-    if len(texts) < 1000 or processes < 2:
-        return _yake_batch(texts)
-    size = -(-len(texts) // (processes * 4))
-    chunks = [texts[i : i + size] for i in range(0, len(texts), size)]
-    with multiprocessing.get_context("spawn").Pool(processes) as pool:
-        return [phrases for chunk in pool.map(_yake_batch, chunks) for phrases in chunk]
+def keyphrases(texts: pl.DataFrame, top: int = KEYPHRASES_PER_PAPER) -> pl.DataFrame:
+    """Keyphrases of each (paper_id, text), best first: (paper_id, keyphrases).
+
+    Candidates are as in RAKE (Rose et al., 2010): runs of at most three words between
+    stopwords and punctuation. A candidate scores the mean frequency of its words in the
+    text, times how often it occurs, doubled for a phrase of two or three words and
+    doubled again when it is in the title (the text's start). Vectorized over all papers."""
+    tokens = (
+        texts.lazy()
+        # The final " ." ends the last phrase of each text before the next text begins.
+        .select(
+            "paper_id", token=(pl.col("text") + " .").str.to_lowercase().str.extract_all(_TOKEN)
+        )
+        .explode("token")
+        .drop_nulls("token")
+    )
+    breaks = ~pl.col("token").str.contains(r"^[a-z][a-z0-9+-]") | pl.col("token").is_in(_STOPWORDS)
+    # Tokens stay in text order, so one running count numbers the phrases of every paper.
+    words = (
+        tokens.with_columns(phrase=breaks.cum_sum(), is_word=~breaks)
+        .filter("is_word")
+        .with_columns(n=pl.len().over("phrase"))
+        .filter(pl.col("n") <= 3)
+    )
+    words = words.with_columns(freq=pl.len().over("paper_id", "token"))
+    candidates = (
+        words.group_by("paper_id", "phrase")
+        .agg(text=pl.col("token").str.join(" "), n=pl.len(), freq=pl.col("freq").mean())
+        .with_columns(in_title=pl.col("phrase") <= pl.col("phrase").min().over("paper_id") + 3)
+        .group_by("paper_id", "text")
+        .agg(
+            pl.col("freq").first(),
+            pl.col("n").first(),
+            times=pl.len(),
+            in_title=pl.col("in_title").any(),
+        )
+    )
+    multiword = pl.when(pl.col("n") > 1).then(2.0).otherwise(1.0)
+    title = pl.when(pl.col("in_title")).then(2.0).otherwise(1.0)
+    return (
+        candidates.with_columns(score=pl.col("freq") * pl.col("times") * multiword * title)
+        .sort(["paper_id", "score", "text"], descending=[False, True, False])
+        .group_by("paper_id", maintain_order=True)
+        .agg(keyphrases=pl.col("text").head(top))
+        .collect()
+    )
 
 
 def enrich_papers(papers: pl.DataFrame, previous: pl.DataFrame | None = None) -> pl.DataFrame:
@@ -177,10 +205,10 @@ def enrich_papers(papers: pl.DataFrame, previous: pl.DataFrame | None = None) ->
         papers = papers.with_columns(keyphrases=pl.lit(None, pl.List(pl.String)))
     missing = papers.filter(pl.col("keyphrases").is_null())
     if missing.height:
-        texts = missing.select(pl.format("{}. {}", "title", "abstract")).to_series().to_list()
-        computed = missing.select("paper_id").with_columns(
-            fresh=pl.Series(keyphrases(texts), dtype=pl.List(pl.String))
-        )
-        papers = papers.join(computed, on="paper_id", how="left", maintain_order="left")
-        papers = papers.with_columns(keyphrases=pl.coalesce("keyphrases", "fresh")).drop("fresh")
+        texts = missing.select("paper_id", text=pl.format("{}. {}", "title", "abstract"))
+        fresh = keyphrases(texts).rename({"keyphrases": "fresh"})
+        papers = papers.join(fresh, on="paper_id", how="left", maintain_order="left")
+        papers = papers.with_columns(
+            keyphrases=pl.coalesce("keyphrases", "fresh", pl.lit([], pl.List(pl.String)))
+        ).drop("fresh")
     return papers
