@@ -191,6 +191,9 @@ class PaperSchema(pa.DataFrameModel):
         "RAKE-style candidates scored by word frequency, title phrases first (unsupervised)"
     )
     n_words: pl.Int32 = pa.Field(ge=0, description="Words in the cleaned abstract")
+    enrichment_version: pl.Int32 = pa.Field(
+        ge=1, description="Version of the enrichment rules that computed the columns above"
+    )
 
     @pa.dataframe_check
     def topics_from_taxonomy(cls, data) -> pl.LazyFrame:

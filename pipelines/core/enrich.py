@@ -182,33 +182,69 @@ def keyphrases(texts: pl.DataFrame, top: int = KEYPHRASES_PER_PAPER) -> pl.DataF
     )
 
 
+# Bump when a rule above changes: published rows of an older version are recomputed.
+ENRICHMENT_VERSION = 2
+ENRICHED_COLUMNS = [
+    "abstract",
+    "links",
+    "github_repo",
+    "has_code",
+    "acronym",
+    "topics",
+    "keyphrases",
+    "n_words",
+    "enrichment_version",
+]
+_TEXT = ["paper_id", "title", "abstract_raw"]
+
+
 def enrich_papers(papers: pl.DataFrame, previous: pl.DataFrame | None = None) -> pl.DataFrame:
-    """Enrichment columns for a frame with title and abstract_raw (the latest abstract as
-    written). Keyphrases of a paper whose title and abstract are unchanged since
-    `previous` (the published papers) are reused."""
+    """Enrichment columns for a frame with paper_id, title and abstract_raw (the latest
+    abstract as written), sorted by paper_id. A paper whose title and abstract are those
+    `previous` (the published papers) has, enriched by the current rules, keeps its
+    columns: the work is proportional to what changed."""
+    reused = papers.clear().with_columns(
+        [pl.lit(None, dtype).alias(c) for c, dtype in _enriched_schema().items()]
+    )
+    fresh = papers
+    if previous is not None and set(_TEXT + ENRICHED_COLUMNS) <= set(previous.columns):
+        current = previous.filter(pl.col("enrichment_version") == ENRICHMENT_VERSION).select(
+            _TEXT + ENRICHED_COLUMNS
+        )
+        if current.schema == {**papers.select(_TEXT).schema, **_enriched_schema()}:
+            reused = papers.join(current, on=_TEXT, how="inner")
+            fresh = papers.join(current, on=_TEXT, how="anti")
+    return pl.concat([reused, _enrich(fresh)], how="vertical").sort("paper_id")
+
+
+def _enrich(papers: pl.DataFrame) -> pl.DataFrame:
     papers = papers.with_columns(abstract=clean_abstract_expr("abstract_raw"))
     papers = papers.with_columns(links=links_expr(), topics=topics_expr()).with_columns(
         github_repo=github_repo_expr(pl.col("links")),
         has_code=pl.col("links").list.eval(pl.element().struct.field("kind") == "code").list.any(),
         acronym=acronym_expr(),
         n_words=pl.col("abstract").str.count_matches(r"\S+").cast(pl.Int32),
+        enrichment_version=pl.lit(ENRICHMENT_VERSION, pl.Int32),
     )
-    reusable = ["paper_id", "title", "abstract_raw", "keyphrases"]
-    if previous is not None and set(reusable) <= set(previous.columns):
-        papers = papers.join(
-            previous.select(reusable),
-            on=["paper_id", "title", "abstract_raw"],
-            how="left",
-            maintain_order="left",
-        )
-    else:
-        papers = papers.with_columns(keyphrases=pl.lit(None, pl.List(pl.String)))
-    missing = papers.filter(pl.col("keyphrases").is_null())
-    if missing.height:
-        texts = missing.select("paper_id", text=pl.format("{}. {}", "title", "abstract"))
-        fresh = keyphrases(texts).rename({"keyphrases": "fresh"})
-        papers = papers.join(fresh, on="paper_id", how="left", maintain_order="left")
-        papers = papers.with_columns(
-            keyphrases=pl.coalesce("keyphrases", "fresh", pl.lit([], pl.List(pl.String)))
-        ).drop("fresh")
-    return papers
+    texts = papers.select("paper_id", text=pl.format("{}. {}", "title", "abstract"))
+    phrases = keyphrases(texts) if papers.height else texts.select("paper_id", keyphrases=[])
+    papers = papers.join(phrases, on="paper_id", how="left", maintain_order="left")
+    papers = papers.with_columns(
+        keyphrases=pl.coalesce("keyphrases", pl.lit([], pl.List(pl.String)))
+    )
+    base = [c for c in papers.columns if c not in ENRICHED_COLUMNS]
+    return papers.select(*base, *ENRICHED_COLUMNS)
+
+
+def _enriched_schema() -> dict[str, pl.DataType]:
+    return {
+        "abstract": pl.String,
+        "links": pl.List(LINK),
+        "github_repo": pl.String,
+        "has_code": pl.Boolean,
+        "acronym": pl.String,
+        "topics": pl.List(pl.String),
+        "keyphrases": pl.List(pl.String),
+        "n_words": pl.Int32,
+        "enrichment_version": pl.Int32,
+    }

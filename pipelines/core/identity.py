@@ -60,7 +60,7 @@ class PaperIndex:
         self.by_title: dict[str, list[_Paper]] = {}
         self.by_sentence: dict[int, list[_Paper]] = {}
 
-    def add(self, paper_id: str, title_key: str, abstract_key: str) -> None:
+    def add(self, paper_id: str, title_key: str, abstract_key: str, sentences: list[int]) -> None:
         """Record that `paper_id` appeared with this title and abstract (latest last)."""
         paper = self.papers.get(paper_id)
         if paper is None:
@@ -69,18 +69,24 @@ class PaperIndex:
         if title_key not in paper.title_keys:
             paper.title_keys.add(title_key)
             self.by_title.setdefault(title_key, []).append(paper)
-        for sentence in _sentences(abstract_key):
+        for sentence in sentences:
             holders = self.by_sentence.setdefault(sentence, [])
             if paper not in holders[-2:] and len(holders) <= MAX_PAPERS_PER_SENTENCE:
                 holders.append(paper)
 
-    def match(self, title_key: str, abstract_key: str) -> str | None:
+    def match(self, title_key: str, abstract_key: str, sentences: list[int]) -> str | None:
         """The paper this pair belongs to, or None for a new paper."""
         candidates = {id(p): p for p in self.by_title.get(title_key, ())}
-        for sentence in _sentences(abstract_key):
+        # A paper sharing sentences is a candidate when it shares two, or all there are:
+        # one sentence in common is what unrelated abstracts on one topic have.
+        shared: dict[int, int] = {}
+        for sentence in sentences:
             holders = self.by_sentence.get(sentence, ())
             if len(holders) <= MAX_PAPERS_PER_SENTENCE:
-                candidates.update((id(p), p) for p in holders)
+                for paper in holders:
+                    shared[id(paper)] = shared.get(id(paper), 0) + 1
+                    if shared[id(paper)] == min(2, len(sentences)):
+                        candidates[id(paper)] = paper
         best, best_score = None, (0.0, 0.0)
         for paper in candidates.values():
             score = _score(paper, title_key, abstract_key)
@@ -132,7 +138,7 @@ def assign_paper_ids(entries: pl.DataFrame, published: pl.DataFrame | None = Non
         .unique(maintain_order=True)
         .iter_rows()
     ):
-        index.add(paper_id, title_key, abstract_key)
+        index.add(paper_id, title_key, abstract_key, _sentences(abstract_key))
 
     # Each distinct new (title, abstract) pair is matched once, in order of appearance.
     pairs = (
@@ -142,12 +148,13 @@ def assign_paper_ids(entries: pl.DataFrame, published: pl.DataFrame | None = Non
     )
     ids: list[str] = []
     for title_key, abstract_key in pairs.iter_rows():
-        paper_id = index.match(title_key, abstract_key)
+        sentences = _sentences(abstract_key)
+        paper_id = index.match(title_key, abstract_key, sentences)
         if paper_id is None:
             paper_id = mint_paper_id(title_key, abstract_key)
             while paper_id in index.papers:  # a 60-bit collision: astronomically rare
                 paper_id = mint_paper_id(title_key, abstract_key + paper_id)
-        index.add(paper_id, title_key, abstract_key)
+        index.add(paper_id, title_key, abstract_key, sentences)
         ids.append(paper_id)
     matched = pairs.with_columns(new_id=pl.Series(ids, dtype=pl.String))
     entries = entries.join(

@@ -90,8 +90,15 @@ def test_enrich_papers_adds_every_column():
     assert any("continual" in phrase.lower() for phrase in out["keyphrases"])
 
 
-def test_keyphrases_are_reused_only_while_the_text_is_unchanged():
-    previous = papers(keyphrases=[["kept"]])
-    assert enrich_papers(papers(), previous)["keyphrases"][0].to_list() == ["kept"]
-    changed = enrich_papers(papers(abstract_raw=["Other words entirely."]), previous)
-    assert changed["keyphrases"][0].to_list() != ["kept"]
+def test_unchanged_papers_keep_their_columns_and_changed_ones_are_recomputed():
+    first = enrich_papers(papers(title=["TAME: A"], abstract_raw=["Continual learning."]))
+    tampered = first.with_columns(acronym=pl.lit("KEPT"))  # proves the row was reused
+    again = enrich_papers(papers(title=["TAME: A"], abstract_raw=["Continual learning."]), tampered)
+    assert again["acronym"][0] == "KEPT"
+    changed = enrich_papers(papers(title=["TAME: A"], abstract_raw=["Other text."]), tampered)
+    assert changed["acronym"][0] == "TAME"
+    older_rules = tampered.with_columns(enrichment_version=pl.lit(1, pl.Int32))
+    recomputed = enrich_papers(
+        papers(title=["TAME: A"], abstract_raw=["Continual learning."]), older_rules
+    )
+    assert recomputed["acronym"][0] == "TAME"
