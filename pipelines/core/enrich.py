@@ -135,9 +135,16 @@ _STOPWORDS = sorted(
 
 
 def keyphrases(texts: pl.DataFrame, top: int = KEYPHRASES_PER_PAPER) -> pl.DataFrame:
-    """Keyphrases of each (paper_id, text), best first: (paper_id, keyphrases).
+    """Keyphrases of each (paper_id, text), best first: (paper_id, keyphrases); papers
+    are taken in slices so that memory stays bounded (a text explodes into its tokens)."""
+    parts = [_keyphrases(texts.slice(start, 5_000), top) for start in range(0, texts.height, 5_000)]
+    if not parts:
+        return texts.select("paper_id", keyphrases=pl.lit([], pl.List(pl.String)))
+    return pl.concat(parts)
 
-    Candidates are as in RAKE (Rose et al., 2010): runs of at most three words between
+
+def _keyphrases(texts: pl.DataFrame, top: int) -> pl.DataFrame:
+    """Candidates are as in RAKE (Rose et al., 2010): runs of at most three words between
     stopwords and punctuation. A candidate scores the mean frequency of its words in the
     text, times how often it occurs, doubled for a phrase of two or three words and
     doubled again when it is in the title (the text's start). Vectorized over all papers."""

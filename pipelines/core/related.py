@@ -13,7 +13,7 @@ from schemas.tables import RelatedPaperSchema, empty_frame
 
 NEIGHBOURS = 10
 # Pairs per block of the similarity product (about 25 bytes each), bounding memory.
-_BLOCK_PAIRS = 20_000_000
+_BLOCK_PAIRS = 5_000_000
 MAX_PAPERS_PER_WORD = 2_000
 _STOPWORDS = sorted(ENGLISH_STOP_WORDS)
 

@@ -38,6 +38,7 @@ def test_every_definition_loads_and_is_described():
     checks = {c.name for c in repository.asset_graph.asset_check_keys}
     assert checks == {"matches_schema", "nothing_lost", "release_consistent", "lines_accounted"}
     assert {s.name for s in defs.sensors} == {"landing_sensor"}
+    assert defs.resolve_job_def("ingest").executor_def.name == "multi_or_in_process_executor"
     assert {s.name for s in defs.schedules} == {"daily_housekeeping"}
 
 
