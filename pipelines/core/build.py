@@ -58,7 +58,7 @@ def digest_statuses(staged_digests: pl.DataFrame) -> pl.DataFrame:
 @dataclass(frozen=True)
 class Previous:
     """What the latest release published: its appearances keep their paper ids, and its
-    papers' keyphrases are reused where the text is unchanged."""
+    papers' enrichment columns are reused where the text is unchanged."""
 
     appearances: pl.DataFrame
     papers: pl.DataFrame

@@ -10,29 +10,20 @@ def _col(column: str | pl.Expr) -> pl.Expr:
     return pl.col(column) if isinstance(column, str) else column
 
 
+def _folded(column: str | pl.Expr) -> pl.Expr:
+    """Compatibility-decomposed (ligatures, full-width forms), accents dropped, lower case."""
+    return _col(column).str.normalize("NFKD").str.replace_all(r"\p{M}+", "").str.to_lowercase()
+
+
 def title_key_expr(column: str | pl.Expr) -> pl.Expr:
-    """The matching key of a title: compatibility-decomposed (ligatures, full-width
-    forms), accents dropped, lower case, letters and digits only. Case, curly quotes,
+    """The matching key of a title: folded, letters and digits only. Case, curly quotes,
     dashes, punctuation, spacing and a trailing period all fold away."""
-    return (
-        _col(column)
-        .str.normalize("NFKD")
-        .str.replace_all(r"\p{M}+", "")
-        .str.to_lowercase()
-        .str.replace_all(r"[^\p{L}\p{N}]+", "")
-    )
+    return _folded(column).str.replace_all(r"[^\p{L}\p{N}]+", "")
 
 
 def title_words_expr(column: str | pl.Expr) -> pl.Expr:
     """Like title_key_expr, but words stay apart (single spaces)."""
-    return (
-        _col(column)
-        .str.normalize("NFKD")
-        .str.replace_all(r"\p{M}+", "")
-        .str.to_lowercase()
-        .str.replace_all(r"[^\p{L}\p{N}]+", " ")
-        .str.strip_chars()
-    )
+    return _folded(column).str.replace_all(r"[^\p{L}\p{N}]+", " ").str.strip_chars()
 
 
 # LaTeX and scraping debris seen in digest abstracts, in the order they are removed.
