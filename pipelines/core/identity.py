@@ -13,13 +13,13 @@ two indexes (folded title, abstract sentences) rather than against every paper.
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass, field
 
 import polars as pl
 from rapidfuzz import fuzz
 
 from pipelines.core.text import abstract_key_expr, title_key_expr
+from schemas.tables import MATCH_REASONS
 
 # Similarity (RapidFuzz ratio, 0-100) from which two abstracts are one paper's: revisions
 # of one abstract score above 90; unrelated abstracts on the same topic score 40-70.
@@ -31,7 +31,6 @@ SIMILAR_TITLE_MIN_SIMILARITY = 85.0
 SAME_ABSTRACT_MIN_CHARS = 200
 # Sentences shared by more papers than this are boilerplate, not evidence.
 MAX_PAPERS_PER_SENTENCE = 16
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
 def mint_paper_id(title_key: str, abstract_key: str) -> str:
@@ -39,10 +38,6 @@ def mint_paper_id(title_key: str, abstract_key: str) -> str:
     same files mints the same ids whatever order the files landed in."""
     digest = hashlib.sha256(f"{title_key}\x1f{abstract_key}".encode()).hexdigest()
     return f"p{digest[:15]}"
-
-
-def _sentences(abstract_key: str) -> list[int]:
-    return [hash(s) for s in _SENTENCE_END.split(abstract_key) if len(s) >= 30]
 
 
 @dataclass(eq=False)  # compared by identity: cheap membership tests
@@ -59,6 +54,7 @@ class PaperIndex:
         self.papers: dict[str, _Paper] = {}
         self.by_title: dict[str, list[_Paper]] = {}
         self.by_sentence: dict[int, list[_Paper]] = {}
+        self.boilerplate: set[int] = set()  # sentences too common to be evidence
 
     def add(self, paper_id: str, title_key: str, abstract_key: str, sentences: list[int]) -> None:
         """Record that `paper_id` appeared with this title and abstract (latest last)."""
@@ -70,25 +66,27 @@ class PaperIndex:
             paper.title_keys.add(title_key)
             self.by_title.setdefault(title_key, []).append(paper)
         for sentence in sentences:
+            if sentence in self.boilerplate:
+                continue
             holders = self.by_sentence.setdefault(sentence, [])
             if paper not in holders[-2:] and len(holders) <= MAX_PAPERS_PER_SENTENCE:
                 holders.append(paper)
 
     def match(self, title_key: str, abstract_key: str, sentences: list[int]) -> str | None:
         """The paper this pair belongs to, or None for a new paper."""
-        candidates = {id(p): p for p in self.by_title.get(title_key, ())}
+        candidates = dict.fromkeys(self.by_title.get(title_key, ()))  # an ordered set
         # A paper sharing sentences is a candidate when it shares two, or all there are:
         # one sentence in common is what unrelated abstracts on one topic have.
-        shared: dict[int, int] = {}
+        need, shared = min(2, len(sentences)), {}
         for sentence in sentences:
-            holders = self.by_sentence.get(sentence, ())
-            if len(holders) <= MAX_PAPERS_PER_SENTENCE:
+            holders = self.by_sentence.get(sentence)
+            if holders and len(holders) <= MAX_PAPERS_PER_SENTENCE:
                 for paper in holders:
-                    shared[id(paper)] = shared.get(id(paper), 0) + 1
-                    if shared[id(paper)] == min(2, len(sentences)):
-                        candidates[id(paper)] = paper
+                    n = shared[paper] = shared.get(paper, 0) + 1
+                    if n == need:
+                        candidates[paper] = None
         best, best_score = None, (0.0, 0.0)
-        for paper in candidates.values():
+        for paper in candidates:
             score = _score(paper, title_key, abstract_key)
             if score is not None and score > best_score:
                 best, best_score = paper, score
@@ -114,41 +112,39 @@ def assign_paper_ids(entries: pl.DataFrame, published: pl.DataFrame | None = Non
     """Add `paper_id`, `title_key` and `match_reason` to entries.
 
     entries: digest_id, position, digest_date, title, abstract (other columns are kept).
-    published: digest_id, position, title, paper_id of entries already published (the
-    published appearances); they keep their ids. Everything else is matched in
-    (digest_date, position) order, so results are deterministic.
+    published: digest_id, position, title, paper_id (and match_reason) of the entries
+    already published (the published appearances); they keep their ids. The others are
+    matched in (digest_date, position) order, so results are deterministic, against the
+    known papers that could be theirs: those found through the two indexes, computed in
+    Polars, so the Python work follows what is new rather than everything published.
     """
-    entries = entries.with_columns(
-        title_key=title_key_expr("title"), abstract_key=abstract_key_expr("abstract")
-    ).sort("digest_date", "position", "digest_id")
+    order = ["digest_date", "position", "digest_id"]
+    entries = entries.sort(order).with_columns(title_key=title_key_expr("title"))
+    columns = ["digest_id", "position", "title", "paper_id", "match_reason"]
     if published is not None and published.height:
+        published = published.select(c for c in columns if c in published.columns)
         entries = entries.join(
-            published.select("digest_id", "position", "title", "paper_id"),
+            published.rename({"match_reason": "_published_reason"}, strict=False),
             on=["digest_id", "position", "title"],
             how="left",
             maintain_order="left",
         )
     else:
         entries = entries.with_columns(paper_id=pl.lit(None, pl.String))
+    if "_published_reason" not in entries.columns:
+        entries = entries.with_columns(_published_reason=pl.lit(None, pl.String))
 
-    index = PaperIndex()
-    for paper_id, title_key, abstract_key in (
-        entries.filter(pl.col("paper_id").is_not_null())
-        .select("paper_id", "title_key", "abstract_key")
-        .unique(maintain_order=True)
-        .iter_rows()
-    ):
-        index.add(paper_id, title_key, abstract_key, _sentences(abstract_key))
-
-    # Each distinct new (title, abstract) pair is matched once, in order of appearance.
-    pairs = (
-        entries.filter(pl.col("paper_id").is_null())
-        .select("title_key", "abstract_key")
-        .unique(maintain_order=True)
+    new = entries.filter(pl.col("paper_id").is_null()).with_columns(
+        abstract_key=abstract_key_expr("abstract")
     )
+    pairs = (
+        new.select("title_key", "abstract_key")
+        .unique(maintain_order=True)
+        .with_columns(sentences=_sentences_expr("abstract_key"))
+    )
+    index = _index_of_candidates(entries.filter(pl.col("paper_id").is_not_null()), pairs)
     ids: list[str] = []
-    for title_key, abstract_key in pairs.iter_rows():
-        sentences = _sentences(abstract_key)
+    for title_key, abstract_key, sentences in pairs.iter_rows():
         paper_id = index.match(title_key, abstract_key, sentences)
         if paper_id is None:
             paper_id = mint_paper_id(title_key, abstract_key)
@@ -156,11 +152,91 @@ def assign_paper_ids(entries: pl.DataFrame, published: pl.DataFrame | None = Non
                 paper_id = mint_paper_id(title_key, abstract_key + paper_id)
         index.add(paper_id, title_key, abstract_key, sentences)
         ids.append(paper_id)
-    matched = pairs.with_columns(new_id=pl.Series(ids, dtype=pl.String))
+    matched = pairs.select("title_key", "abstract_key", new_id=pl.Series(ids, dtype=pl.String))
+    new_ids = new.join(matched, on=["title_key", "abstract_key"], how="left").select(
+        "digest_id", "position", "new_id", "abstract_key"
+    )
     entries = entries.join(
-        matched, on=["title_key", "abstract_key"], how="left", maintain_order="left"
+        new_ids, on=["digest_id", "position"], how="left", maintain_order="left"
     ).with_columns(paper_id=pl.coalesce("paper_id", "new_id"))
-    return with_match_reasons(entries.drop("new_id")).drop("abstract_key")
+    # Reasons are recomputed for every paper an entry joined (its first appearance may
+    # have changed); the others keep the reasons they were published with.
+    touched = (
+        entries.filter(
+            pl.col("new_id").is_not_null()
+            | ~pl.col("_published_reason").is_in(list(MATCH_REASONS)).fill_null(False)
+        )["paper_id"]
+        .unique()
+        .implode()
+    )
+    rows = entries.filter(pl.col("paper_id").is_in(touched))
+    keyed = pl.concat(
+        [
+            rows.filter(pl.col("abstract_key").is_not_null()),
+            rows.filter(pl.col("abstract_key").is_null()).with_columns(
+                abstract_key=abstract_key_expr("abstract")
+            ),
+        ]
+    )
+    recomputed = with_match_reasons(keyed).select("digest_id", "position", "match_reason")
+    return (
+        entries.join(recomputed, on=["digest_id", "position"], how="left", maintain_order="left")
+        .with_columns(match_reason=pl.coalesce("match_reason", "_published_reason"))
+        .drop("new_id", "_published_reason", "abstract_key")
+    )
+
+
+def _sentences_expr(abstract_key: str) -> pl.Expr:
+    """Hashes of the abstract's sentences of 30+ characters (short ones are generic)."""
+    return (
+        pl.col(abstract_key)
+        .str.split(". ")
+        .list.eval(pl.element().filter(pl.element().str.len_chars() >= 30).hash(seed=0))
+    )
+
+
+def _index_of_candidates(known: pl.DataFrame, pairs: pl.DataFrame) -> PaperIndex:
+    """A PaperIndex of the known papers that could be one of the new pairs: those that
+    went by one of their folded titles, or share a sentence with one of their abstracts.
+    Sentences that more than MAX_PAPERS_PER_SENTENCE known papers share are boilerplate."""
+    index = PaperIndex()
+    if known.height == 0 or pairs.height == 0:
+        return index
+    titles = known.select("paper_id", "title_key").unique()
+    latest = known.group_by("paper_id").agg(pl.col("abstract").last())
+    wanted = pairs.select(sentence=pl.col("sentences")).explode("sentence").drop_nulls().unique()
+    holders = (
+        latest.with_columns(abstract_key=abstract_key_expr("abstract"))
+        .select("paper_id", sentence=_sentences_expr("abstract_key"))
+        .explode("sentence")
+        .join(wanted, on="sentence", how="semi")
+        .unique()
+    )
+    per_sentence = holders.group_by("sentence").agg(n=pl.len())
+    index.boilerplate = set(
+        per_sentence.filter(pl.col("n") > MAX_PAPERS_PER_SENTENCE)["sentence"].to_list()
+    )
+    candidates = (
+        pl.concat(
+            [
+                titles.join(pairs.select("title_key"), on="title_key", how="semi")["paper_id"],
+                holders.join(
+                    per_sentence.filter(pl.col("n") <= MAX_PAPERS_PER_SENTENCE), on="sentence"
+                )["paper_id"],
+            ]
+        )
+        .unique()
+        .implode()
+    )
+    rows = (
+        known.filter(pl.col("paper_id").is_in(candidates))
+        .with_columns(abstract_key=abstract_key_expr("abstract"))
+        .with_columns(sentences=_sentences_expr("abstract_key"))
+        .select("paper_id", "title_key", "abstract_key", "sentences")
+    )
+    for paper_id, title_key, abstract_key, sentences in rows.iter_rows():
+        index.add(paper_id, title_key, abstract_key, sentences)
+    return index
 
 
 def with_match_reasons(entries: pl.DataFrame) -> pl.DataFrame:

@@ -120,3 +120,36 @@ def test_matching_in_steps_gives_the_ids_of_matching_at_once(tmp_path):
     key = ["digest_id", "position"]
     assert at_once.sort(key)["paper_id"].to_list() == in_steps.sort(key)["paper_id"].to_list()
     assert at_once["paper_id"].n_unique() < at_once.height  # repeats were merged
+
+
+def test_a_new_variant_finds_its_published_paper_through_the_indexes():
+    revised = LONG.replace("several public", "five public")
+    first = assign_paper_ids(
+        entries(
+            (D1, "Sparse Attention Transformers", LONG),
+            (D1, "Sparse Attention Transformers", "Birds migrate by the stars. We tag geese."),
+        )
+    )
+    assert first["paper_id"].n_unique() == 2  # a title collision: two papers
+    published = first.select("digest_id", "position", "title", "paper_id", "match_reason")
+    later = assign_paper_ids(
+        pl.concat(
+            [
+                first.select("digest_id", "digest_date", "position", "title", "abstract"),
+                entries((D2, "Sparse Atention Transformers", revised)).with_columns(
+                    digest_id=pl.lit(f"{9:064x}")
+                ),
+            ]
+        ),
+        published,
+    )
+    new = later.filter(pl.col("digest_date") == D2).row(0, named=True)
+    assert new["paper_id"] == first["paper_id"][0]  # the typo'd title, revised abstract
+    assert new["match_reason"] == "fuzzy_title+abstract"
+    assert later.filter(pl.col("digest_date") == D1)["paper_id"].to_list() == (
+        first["paper_id"].to_list()
+    )
+    assert later.filter(pl.col("digest_date") == D1)["match_reason"].to_list() == [
+        "first_seen",
+        "first_seen",
+    ]
