@@ -6,9 +6,8 @@ the 54,000 papers of 1,000 digests), and reused while a paper's text is unchange
 from __future__ import annotations
 
 import polars as pl
-from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
-from pipelines.core.text import clean_abstract_expr, one
+from pipelines.core.text import STOPWORDS, clean_abstract_expr, one
 from pipelines.core.topics import topics_expr
 
 LINK = pl.Struct({"url": pl.String, "kind": pl.String})
@@ -128,7 +127,7 @@ def acronym(title: str, abstract: str = "") -> str | None:
 _TOKEN = r"[a-z][a-z0-9]*(?:[-+][a-z0-9]+)*|[0-9][0-9.,%]*|[^\sa-z0-9]"
 # Function words, and words of LaTeX debris that would otherwise rank high.
 _STOPWORDS = sorted(
-    ENGLISH_STOP_WORDS
+    STOPWORDS
     | {"using", "based", "via", "paper", "propose", "proposed", "et", "al", "sim", "log"}
     | {"mathcal", "mathbb", "varepsilon", "epsilon", "widetilde", "tilde", "frac", "mathrm"}
 )

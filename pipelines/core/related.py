@@ -7,21 +7,21 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 from scipy import sparse
-from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
+from pipelines.core.text import STOPWORDS
 from schemas.tables import RelatedPaperSchema, empty_frame
 
 NEIGHBOURS = 10
 # Pairs per block of the similarity product (about 25 bytes each), bounding memory.
 _BLOCK_PAIRS = 5_000_000
 MAX_PAPERS_PER_WORD = 2_000
-_STOPWORDS = sorted(ENGLISH_STOP_WORDS)
+_STOPWORDS = sorted(STOPWORDS)
 
 
 def tfidf_vectors(papers: pl.DataFrame) -> sparse.csr_matrix:
-    """L2-normalised TF-IDF rows (sublinear tf, smoothed idf, as scikit-learn computes
-    them) of title (counted twice: it names what the paper is about) and abstract,
-    tokenized and counted in Polars: about five times faster than TfidfVectorizer."""
+    """L2-normalised TF-IDF rows of title (counted twice: it names what the paper is
+    about) and abstract: sublinear tf and smoothed idf, as scikit-learn's TfidfVectorizer
+    computes them, but tokenized and counted in Polars (about five times faster)."""
     n = papers.height
     # Words in over half the papers say nothing about any one of them (in a corpus big
     # enough for that to mean something); past a few thousand papers, a word in more

@@ -5,6 +5,29 @@ from __future__ import annotations
 
 import polars as pl
 
+# English function words (the common core of NLTK's and scikit-learn's lists): held here
+# because importing scikit-learn for its list cost 3 s on every run.
+STOPWORDS = frozenset(
+    """a about above after again against all almost alone along already also although always
+    am among an and another any anyhow anyone anything anyway anywhere are around as at back
+    be became because become becomes been before beforehand behind being below beside besides
+    between beyond both but by can cannot could did do does doing done down due during each
+    either else elsewhere enough etc even ever every everyone everything everywhere except few
+    for former formerly from further had has have having he hence her here hereby herein hers
+    herself him himself his how however i if in indeed into is it its itself just last latter
+    least less many may me meanwhile might more moreover most mostly much must my myself
+    namely neither never nevertheless next no nobody none nor not nothing now nowhere of off
+    often on once one only onto or other others otherwise our ours ourselves out over own per
+    perhaps please rather re same seem seemed seeming seems several she should since so some
+    somehow someone something sometime sometimes somewhere still such than that the their
+    theirs them themselves then thence there thereafter thereby therefore therein thereupon
+    these they this those though through throughout thru thus to together too toward towards
+    under until up upon us very via was we well were what whatever when whence whenever where
+    whereafter whereas whereby wherein whereupon wherever whether which while whither who
+    whoever whole whom whose why will with within without would yet you your yours yourself
+    yourselves""".split()
+)
+
 
 def _col(column: str | pl.Expr) -> pl.Expr:
     return pl.col(column) if isinstance(column, str) else column
