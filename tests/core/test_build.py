@@ -72,6 +72,27 @@ def test_papers_aggregate_appearances():
     assert tables["appearances"].height == 3
 
 
+def test_the_latest_abstract_and_title_win_and_every_spelling_is_kept():
+    original = abstract_for("sparse attention", 4)
+    revised = original.replace("several public", "five public") + " See {url}."
+    a = staged("a.txt", "Mar 14", [("Sparse Attention Wins", original)], T0)
+    b = staged("b.txt", "Mar 16", [("Sparse attention wins.", revised)], T0)
+    c = staged("c.txt", "Mar 15", [("Sparse Attention  Wins", original)], T0)
+    tables = build(a, b, c)
+    [paper] = tables["papers"].rows(named=True)
+    assert paper["abstract_raw"] == revised  # the latest digest's, whatever the landing order
+    assert paper["abstract"] == revised.replace(" See {url}.", " See.")
+    assert paper["title"] == "Sparse attention wins."
+    assert paper["title_variants"] == [
+        "Sparse Attention Wins",
+        "Sparse Attention  Wins",
+        "Sparse attention wins.",
+    ]
+    reasons = tables["appearances"].sort("digest_date")["match_reason"].to_list()
+    assert reasons == ["first_seen", "normalized_title", "revised_abstract"]
+    assert tables["related_papers"].height == 0  # one paper relates to nothing
+
+
 def test_published_row_failing_its_schema_moves_to_quarantine_with_the_check_named():
     good = staged("a.txt", "Mar 14", [("Good Paper", abstract_for("good"))], T0)
     other = staged("b.txt", "Mar 15", [("Other Paper", abstract_for("other"))], T0)
