@@ -58,3 +58,12 @@ def test_the_result_does_not_depend_on_row_order():
 
 def test_fewer_than_two_papers_relate_to_nothing():
     assert related_papers(papers(TOPICS[:1])).height == 0
+
+
+def test_counting_in_slices_changes_nothing(monkeypatch):
+    from pipelines.core import related
+
+    whole = related.tfidf_vectors(papers())
+    monkeypatch.setattr(related, "_PAPERS_PER_SLICE", 5)
+    sliced = related.tfidf_vectors(papers())
+    assert (whole != sliced).nnz == 0 and whole.nnz > 0
