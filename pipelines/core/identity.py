@@ -137,10 +137,8 @@ def assign_paper_ids(entries: pl.DataFrame, published: pl.DataFrame | None = Non
     new = entries.filter(pl.col("paper_id").is_null()).with_columns(
         abstract_key=abstract_key_expr("abstract")
     )
-    pairs = (
-        new.select("title_key", "abstract_key")
-        .unique(maintain_order=True)
-        .with_columns(sentences=_sentences_expr("abstract_key"))
+    pairs = new.select("title_key", "abstract_key", sentences=_sentences_expr("abstract")).unique(
+        ["title_key", "abstract_key"], keep="first", maintain_order=True
     )
     index = _index_of_candidates(entries.filter(pl.col("paper_id").is_not_null()), pairs)
     ids: list[str] = []
@@ -186,10 +184,14 @@ def assign_paper_ids(entries: pl.DataFrame, published: pl.DataFrame | None = Non
     )
 
 
-def _sentences_expr(abstract_key: str) -> pl.Expr:
-    """Hashes of the abstract's sentences of 30+ characters (short ones are generic)."""
+def _sentences_expr(abstract: str) -> pl.Expr:
+    """Hashes of the abstract's sentences of 30+ characters (short ones are generic), as
+    written but for case and spacing: cheap enough to run over every known paper, and a
+    revision or scraping debris leaves most sentences as they were."""
     return (
-        pl.col(abstract_key)
+        pl.col(abstract)
+        .str.to_lowercase()
+        .str.replace_all(r"\s+", " ")
         .str.split(". ")
         .list.eval(pl.element().filter(pl.element().str.len_chars() >= 30).hash(seed=0))
     )
@@ -206,8 +208,7 @@ def _index_of_candidates(known: pl.DataFrame, pairs: pl.DataFrame) -> PaperIndex
     latest = known.group_by("paper_id").agg(pl.col("abstract").last())
     wanted = pairs.select(sentence=pl.col("sentences")).explode("sentence").drop_nulls().unique()
     holders = (
-        latest.with_columns(abstract_key=abstract_key_expr("abstract"))
-        .select("paper_id", sentence=_sentences_expr("abstract_key"))
+        latest.select("paper_id", sentence=_sentences_expr("abstract"))
         .explode("sentence")
         .join(wanted, on="sentence", how="semi")
         .unique()
@@ -228,11 +229,11 @@ def _index_of_candidates(known: pl.DataFrame, pairs: pl.DataFrame) -> PaperIndex
         .unique()
         .implode()
     )
-    rows = (
-        known.filter(pl.col("paper_id").is_in(candidates))
-        .with_columns(abstract_key=abstract_key_expr("abstract"))
-        .with_columns(sentences=_sentences_expr("abstract_key"))
-        .select("paper_id", "title_key", "abstract_key", "sentences")
+    rows = known.filter(pl.col("paper_id").is_in(candidates)).select(
+        "paper_id",
+        "title_key",
+        abstract_key=abstract_key_expr("abstract"),
+        sentences=_sentences_expr("abstract"),
     )
     for paper_id, title_key, abstract_key, sentences in rows.iter_rows():
         index.add(paper_id, title_key, abstract_key, sentences)
