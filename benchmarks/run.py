@@ -128,21 +128,25 @@ def main() -> None:
         print(json.dumps(figures))
         return
 
-    from pipelines.core.synthetic import generate_digests, write_digests
+    from pipelines.core.synthetic import generate_digests
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="papers-bench-"))
     landing, warehouse = work / "landing", work / "warehouse"
     shutil.rmtree(warehouse, ignore_errors=True)
     shutil.rmtree(landing, ignore_errors=True)
-    write_digests(landing, args.digests, seed=args.seed)
+    # One pass of the generator: every digest but the last lands now; the last one (the
+    # next day: new and repeated papers) lands after the full build.
+    landing.mkdir(parents=True)
+    *corpus, (next_name, next_text) = generate_digests(args.digests + 1, seed=args.seed)
+    for name, text in corpus:
+        (landing / name).write_text(text, encoding="utf-8")
+    del corpus
     corpus_mb = sum(p.stat().st_size for p in landing.iterdir()) / 2**20
 
     results = {"digests": args.digests, "corpus_mb": round(corpus_mb, 1)}
     results["baseline"] = run_phase("baseline", landing, work)
     results["full_build"] = run_phase("ingest", landing, warehouse)
-    # one more digest from the same generator: the next day, new and repeated papers
-    *_, (name, text) = generate_digests(args.digests + 1, seed=args.seed)
-    (landing / name).write_text(text, encoding="utf-8")
+    (landing / next_name).write_text(next_text, encoding="utf-8")
     results["add_one_digest"] = run_phase("ingest", landing, warehouse)
     results["no_op"] = run_phase("ingest", landing, warehouse)
     if args.workdir is None:
