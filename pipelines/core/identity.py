@@ -48,7 +48,8 @@ class _Paper:
 
 
 class PaperIndex:
-    """Every paper known so far, indexed for matching a new (title, abstract) pair."""
+    """The papers a new (title, abstract) pair may belong to (the known candidates, and
+    the papers minted so far in this build), indexed by folded title and by sentence."""
 
     def __init__(self) -> None:
         self.papers: dict[str, _Paper] = {}
@@ -140,13 +141,15 @@ def assign_paper_ids(entries: pl.DataFrame, published: pl.DataFrame | None = Non
     pairs = new.select("title_key", "abstract_key", sentences=_sentences_expr("abstract")).unique(
         ["title_key", "abstract_key"], keep="first", maintain_order=True
     )
-    index = _index_of_candidates(entries.filter(pl.col("paper_id").is_not_null()), pairs)
+    known = entries.filter(pl.col("paper_id").is_not_null())
+    index = _index_of_candidates(known, pairs)
+    taken = set(known["paper_id"].unique())
     ids: list[str] = []
     for title_key, abstract_key, sentences in pairs.iter_rows():
         paper_id = index.match(title_key, abstract_key, sentences)
         if paper_id is None:
             paper_id = mint_paper_id(title_key, abstract_key)
-            while paper_id in index.papers:  # a 60-bit collision: astronomically rare
+            while paper_id in index.papers or paper_id in taken:  # 60 bits: astronomically rare
                 paper_id = mint_paper_id(title_key, abstract_key + paper_id)
         index.add(paper_id, title_key, abstract_key, sentences)
         ids.append(paper_id)
