@@ -58,6 +58,23 @@ def tfidf_vectors(papers: pl.DataFrame) -> sparse.csr_matrix:
     )
 
 
+def _blocks(vectors: sparse.csr_matrix) -> list[tuple[int, int]]:
+    """Row ranges whose products hold about _BLOCK_PAIRS pairs at most: a row pairs with at
+    most the sum, over its words, of the papers holding each word."""
+    holders = vectors.copy()
+    holders.data[:] = 1.0
+    per_word = np.asarray(holders.sum(axis=0)).ravel()
+    bound = np.cumsum(holders @ per_word)
+    blocks, start = [], 0
+    while start < len(bound):
+        before = bound[start - 1] if start else 0.0
+        end = int(np.searchsorted(bound, before + _BLOCK_PAIRS, side="right"))
+        end = max(end, start + 1)
+        blocks.append((start, end))
+        start = end
+    return blocks
+
+
 def related_papers(papers: pl.DataFrame, k: int = NEIGHBOURS) -> pl.DataFrame:
     """(paper_id, related_id, score, rank): the top `k` other papers of each paper, best
     first; ties broken by related_id so the table is reproducible."""
@@ -69,13 +86,11 @@ def related_papers(papers: pl.DataFrame, k: int = NEIGHBOURS) -> pl.DataFrame:
     if vectors.nnz == 0:  # no word left: nothing relates to anything
         return empty_frame(RelatedPaperSchema)
     k = min(k, papers.height - 1)
-    n = papers.height
-    rows_per_block = max(16, _BLOCK_PAIRS // n)  # a row pairs with n papers at most
     parts = []
-    for start in range(0, n, rows_per_block):
+    for start, end in _blocks(vectors):
         # Only papers sharing a word with the row's paper can score above zero: the sparse
         # product holds exactly those, so the cost follows shared words, not papers squared.
-        product = (vectors[start : start + rows_per_block] @ vectors.T).tocoo()
+        product = (vectors[start:end] @ vectors.T).tocoo()
         pairs = pl.DataFrame(
             {
                 "row": product.row.astype(np.int64) + start,

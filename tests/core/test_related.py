@@ -67,3 +67,12 @@ def test_counting_in_slices_changes_nothing(monkeypatch):
     monkeypatch.setattr(related, "_PAPERS_PER_SLICE", 5)
     sliced = related.tfidf_vectors(papers())
     assert (whole != sliced).nnz == 0 and whole.nnz > 0
+
+
+def test_the_result_does_not_depend_on_the_block_size(monkeypatch):
+    from pipelines.core import related
+
+    whole = related_papers(papers())
+    monkeypatch.setattr(related, "_BLOCK_PAIRS", 3)  # about a row per block
+    assert len(related._blocks(related.tfidf_vectors(papers()))) >= len(TOPICS) // 2
+    assert related_papers(papers()).equals(whole)
