@@ -9,9 +9,7 @@ import polars as pl
 
 from pipelines.core.text import STOPWORDS, clean_abstract_expr, one
 from pipelines.core.topics import topics_expr
-
-LINK = pl.Struct({"url": pl.String, "kind": pl.String})
-LINK_KINDS = ("code", "project_page", "model", "dataset", "other")
+from schemas.tables import PaperSchema, empty_frame
 
 _URL = r"https?://[^\s<>\"'{}]+"
 # Sentence punctuation and closing brackets that scraping glues onto the end of a URL.
@@ -209,15 +207,16 @@ def enrich_papers(papers: pl.DataFrame, previous: pl.DataFrame | None = None) ->
     abstract as written), sorted by paper_id. A paper whose title and abstract are those
     `previous` (the published papers) has, enriched by the current rules, keeps its
     columns: the work is proportional to what changed."""
+    enriched = empty_frame(PaperSchema).select(ENRICHED_COLUMNS).schema
     reused = papers.clear().with_columns(
-        [pl.lit(None, dtype).alias(c) for c, dtype in _enriched_schema().items()]
+        [pl.lit(None, dtype).alias(c) for c, dtype in enriched.items()]
     )
     fresh = papers
     if previous is not None and set(_TEXT + ENRICHED_COLUMNS) <= set(previous.columns):
         current = previous.filter(pl.col("enrichment_version") == ENRICHMENT_VERSION).select(
             _TEXT + ENRICHED_COLUMNS
         )
-        if current.schema == {**papers.select(_TEXT).schema, **_enriched_schema()}:
+        if current.schema == {**papers.select(_TEXT).schema, **enriched}:
             reused = papers.join(current, on=_TEXT, how="inner")
             fresh = papers.join(current, on=_TEXT, how="anti")
     return pl.concat([reused, _enrich(fresh)], how="vertical").sort("paper_id")
@@ -233,24 +232,9 @@ def _enrich(papers: pl.DataFrame) -> pl.DataFrame:
         enrichment_version=pl.lit(ENRICHMENT_VERSION, pl.Int32),
     )
     texts = papers.select("paper_id", text=pl.format("{}. {}", "title", "abstract"))
-    phrases = keyphrases(texts) if papers.height else texts.select("paper_id", keyphrases=[])
-    papers = papers.join(phrases, on="paper_id", how="left", maintain_order="left")
+    papers = papers.join(keyphrases(texts), on="paper_id", how="left", maintain_order="left")
     papers = papers.with_columns(
         keyphrases=pl.coalesce("keyphrases", pl.lit([], pl.List(pl.String)))
     )
     base = [c for c in papers.columns if c not in ENRICHED_COLUMNS]
     return papers.select(*base, *ENRICHED_COLUMNS)
-
-
-def _enriched_schema() -> dict[str, pl.DataType]:
-    return {
-        "abstract": pl.String,
-        "links": pl.List(LINK),
-        "github_repo": pl.String,
-        "has_code": pl.Boolean,
-        "acronym": pl.String,
-        "topics": pl.List(pl.String),
-        "keyphrases": pl.List(pl.String),
-        "n_words": pl.Int32,
-        "enrichment_version": pl.Int32,
-    }
