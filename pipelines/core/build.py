@@ -78,9 +78,7 @@ def build_papers(
             empty_frame(PaperSchema),
             empty_frame(RelatedPaperSchema),
         )
-    matched = assign_paper_ids(entries, previous.appearances).sort(
-        "digest_date", "position", "digest_id"
-    )
+    matched = assign_paper_ids(entries, previous.appearances)  # in date, position order
     # A paper listed twice in one digest appears once, at its first position.
     appearances = (
         matched.unique(["digest_date", "paper_id"], keep="first", maintain_order=True)

@@ -31,6 +31,8 @@ SIMILAR_TITLE_MIN_SIMILARITY = 85.0
 SAME_ABSTRACT_MIN_CHARS = 200
 # Sentences shared by more papers than this are boilerplate, not evidence.
 MAX_PAPERS_PER_SENTENCE = 16
+# The order in which entries are matched, and in which assign_paper_ids returns them.
+ENTRY_ORDER = ["digest_date", "position", "digest_id"]
 
 
 def mint_paper_id(title_key: str, abstract_key: str) -> str:
@@ -110,7 +112,7 @@ def _score(paper: _Paper, title_key: str, abstract_key: str) -> tuple[float, flo
 
 
 def assign_paper_ids(entries: pl.DataFrame, published: pl.DataFrame | None = None) -> pl.DataFrame:
-    """Add `paper_id`, `title_key` and `match_reason` to entries.
+    """Add `paper_id`, `title_key` and `match_reason` to entries, in ENTRY_ORDER.
 
     entries: digest_id, position, digest_date, title, abstract (other columns are kept).
     published: digest_id, position, title, paper_id (and match_reason) of the entries
@@ -119,8 +121,7 @@ def assign_paper_ids(entries: pl.DataFrame, published: pl.DataFrame | None = Non
     known papers that could be theirs: those found through the two indexes, computed in
     Polars, so the Python work follows what is new rather than everything published.
     """
-    order = ["digest_date", "position", "digest_id"]
-    entries = entries.sort(order).with_columns(title_key=title_key_expr("title"))
+    entries = entries.sort(ENTRY_ORDER).with_columns(title_key=title_key_expr("title"))
     columns = ["digest_id", "position", "title", "paper_id", "match_reason"]
     if published is not None and published.height:
         published = published.select(c for c in columns if c in published.columns)
@@ -246,12 +247,11 @@ def _index_of_candidates(known: pl.DataFrame, pairs: pl.DataFrame) -> PaperIndex
 def with_match_reasons(entries: pl.DataFrame) -> pl.DataFrame:
     """`match_reason` of each entry, against its paper's first appearance. It depends only
     on the result, never on what was published before, so a rebuild gives the same rows."""
-    order = ["digest_date", "position", "digest_id"]
     first = {
-        name: pl.col(name).first().over("paper_id", order_by=order)
+        name: pl.col(name).first().over("paper_id", order_by=ENTRY_ORDER)
         for name in ("title", "title_key", "abstract_key")
     }
-    is_first = pl.int_range(pl.len()).over("paper_id", order_by=order) == 0
+    is_first = pl.int_range(pl.len()).over("paper_id", order_by=ENTRY_ORDER) == 0
     same_abstract = pl.col("abstract_key") == first["abstract_key"]
     same_key = pl.col("title_key") == first["title_key"]
     entries = entries.with_columns(

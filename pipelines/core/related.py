@@ -85,7 +85,6 @@ def related_papers(papers: pl.DataFrame, k: int = NEIGHBOURS) -> pl.DataFrame:
     vectors = tfidf_vectors(papers)
     if vectors.nnz == 0:  # no word left: nothing relates to anything
         return empty_frame(RelatedPaperSchema)
-    k = min(k, papers.height - 1)
     parts = []
     for start, end in _blocks(vectors):
         # Only papers sharing a word with the row's paper can score above zero: the sparse
