@@ -239,13 +239,22 @@ def _connect(paths, release: int | None):
 
 
 def _run_sql(paths, query, release, output: OutputFormat, title=None, vertical=False) -> None:
-    import duckdb
-
     con = _connect(paths, release)
     try:
-        cursor = con.execute(query)
+        columns, rows = _fetch(con, query)
+    finally:
+        con.close()
+    _emit(columns, rows, output, title, vertical)
+
+
+def _fetch(con, query: str, params=()) -> tuple[list[str], list[tuple]]:
+    """Columns and rows of a query; a failure is one plain line."""
+    import duckdb
+
+    try:
+        cursor = con.execute(query, params)
         columns = [d[0] for d in cursor.description] if cursor.description else []
-        rows = cursor.fetchall() if columns else []
+        return columns, cursor.fetchall() if columns else []
     except duckdb.IOException as error:
         raise fail(
             f"query failed: {_cause(error)}; a published file is missing or unreadable: "
@@ -253,9 +262,6 @@ def _run_sql(paths, query, release, output: OutputFormat, title=None, vertical=F
         ) from error
     except duckdb.Error as error:
         raise fail(f"query failed: {_cause(error)}") from error
-    finally:
-        con.close()
-    _emit(columns, rows, output, title, vertical)
 
 
 def _emit(columns, rows, output: OutputFormat, title=None, vertical=False) -> None:
@@ -390,14 +396,13 @@ def related(
     con = _connect(_published_paths(warehouse), release)
     try:
         paper_id, title = find_paper(con, paper)
-        cursor = con.execute(
+        columns, rows = _fetch(
+            con,
             "SELECT r.rank, r.score, r.related_id AS paper_id, p.title, p.first_seen "
             "FROM related_papers r JOIN papers p ON p.paper_id = r.related_id "
             "WHERE r.paper_id = ? ORDER BY r.rank",
             [paper_id],
         )
-        columns = [d[0] for d in cursor.description]
-        rows = cursor.fetchall()
     except PaperNotFound as error:
         raise fail(str(error)) from error
     finally:

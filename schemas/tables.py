@@ -32,6 +32,7 @@ MATCH_REASONS = {
 
 DIGEST_STATUSES = ["ingested", "superseded", "rejected"]
 SHA256 = r"^[0-9a-f]{64}$"
+PAPER_ID = r"^p[0-9a-f]{15}$"
 
 
 class _Strict:
@@ -147,7 +148,7 @@ class PaperSchema(pa.DataFrameModel):
     """One row per distinct paper across all ingested digests."""
 
     paper_id: str = pa.Field(
-        unique=True, str_matches=r"^p[0-9a-f]{15}$", description="Stable id; never changes"
+        unique=True, str_matches=PAPER_ID, description="Stable id; never changes"
     )
     title: str = pa.Field(str_length={"min_value": 1}, description="Title as last written")
     title_key: str = pa.Field(

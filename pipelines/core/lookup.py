@@ -8,8 +8,9 @@ import polars as pl
 from rapidfuzz import fuzz, process, utils
 
 from pipelines.core.text import fold_title, one, title_key_expr, title_words_expr
+from schemas.tables import PAPER_ID
 
-_PAPER_ID = re.compile(r"^p[0-9a-f]{15}$")
+_PAPER_ID = re.compile(PAPER_ID)
 # A typed title this close to a published one (RapidFuzz WRatio) is taken to mean it.
 _CLOSE_TITLE = 90.0
 
