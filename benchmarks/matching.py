@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 import polars as pl  # noqa: E402
 
 from pipelines.core.identity import assign_paper_ids  # noqa: E402
-from pipelines.core.synthetic import _paper  # noqa: E402
+from pipelines.core.synthetic import synthetic_paper  # noqa: E402
 
 PAIRS_FILE = ROOT / "benchmarks" / "matching_pairs.jsonl"
 PAIRS_PER_CATEGORY = 40
@@ -153,7 +153,7 @@ def _retitle(rng: random.Random, title: str) -> str:
 
 def make_pairs(seed: int = 7) -> list[dict]:
     rng = random.Random(seed)
-    papers = iter(_paper(rng, i) for i in range(100_000))
+    papers = iter(synthetic_paper(rng, i) for i in range(100_000))
     pairs: list[dict] = []
 
     def add(category: str, same: bool, a: tuple[str, str], b: tuple[str, str]) -> None:

@@ -55,7 +55,7 @@ class SyntheticPaper:
     abstract: str
 
 
-def _paper(rng: random.Random, index: int) -> SyntheticPaper:
+def synthetic_paper(rng: random.Random, index: int) -> SyntheticPaper:
     topic, task, adj = rng.choice(_TOPICS), rng.choice(_TASKS), rng.choice(_ADJECTIVES)
     syllables = ["Lo", "Ra", "Ve", "Zen", "Qu", "Mi", "Tor", "Ka", "Sy", "Nex"]
     name = "".join(rng.sample(syllables, 2)) + rng.choice(["", "-2", "X", "Net", "GPT"])
@@ -108,7 +108,7 @@ def generate_digests(
             if recent and rng.random() < repeat_rate:
                 paper = rng.choice(recent)
             else:
-                paper = _paper(rng, len(pool))
+                paper = synthetic_paper(rng, len(pool))
                 pool.append(paper)
             if paper.title.casefold() not in seen_titles:
                 seen_titles.add(paper.title.casefold())
