@@ -28,8 +28,11 @@ LandingOption = Annotated[
     typer.Option("--landing", help="Folder digests land in [env: PAPERS_LANDING_DIR]"),
 ]
 WarehouseOption = Annotated[
-    Path | None,
-    typer.Option("--warehouse", help="Warehouse folder [env: PAPERS_WAREHOUSE_DIR]"),
+    str | None,  # not a Path: it would fold s3://bucket into s3:/bucket
+    typer.Option(
+        "--warehouse",
+        help="Warehouse folder, or s3://bucket/prefix [env: PAPERS_WAREHOUSE_DIR]",
+    ),
 ]
 
 
@@ -45,7 +48,7 @@ def fail(message: str) -> typer.Exit:
     return typer.Exit(1)
 
 
-def _dirs(landing: Path | None, warehouse: Path | None):
+def _dirs(landing: Path | None, warehouse: str | None):
     from pipelines.core.warehouse import WarehousePaths, resolve_dirs
 
     landing_dir, warehouse_dir = resolve_dirs(landing, warehouse)
@@ -57,11 +60,27 @@ def _dirs(landing: Path | None, warehouse: Path | None):
     return landing_dir, WarehousePaths(warehouse_dir)
 
 
-def _published_paths(warehouse: Path | None):
+def _published_paths(warehouse: str | None):
     _, paths = _dirs(None, warehouse)
+    if paths.remote:  # the local catalog may lag what other machines published
+        _refresh_remote_catalog(paths)
     if not paths.catalog.exists():
         raise fail(f"no release in {paths.root}: run `papers ingest` first")
     return paths
+
+
+def _refresh_remote_catalog(paths) -> None:
+    from pipelines.core.catalog import catalog_release
+    from pipelines.core.publish import latest_release, refresh_catalog
+
+    try:
+        latest = latest_release(paths)
+    except OSError as error:  # deltalake's errors for unreachable storage are OSError
+        raise fail(
+            f"cannot read {paths.root} ({_cause(error)}): check the AWS_* settings"
+        ) from error
+    if latest is not None and catalog_release(paths.catalog) != latest["release"]:
+        refresh_catalog(paths)
 
 
 class _RichProgress:
@@ -107,7 +126,8 @@ def _run_ingest(landing, warehouse, verbose):
     if not landing_dir.is_dir():
         raise fail(f"landing folder {landing_dir} does not exist: create it or pass --landing DIR")
     try:
-        paths.root.mkdir(parents=True, exist_ok=True)
+        if not paths.remote:
+            paths.local_root.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise fail(
             f"cannot create warehouse folder {paths.root} ({error.strerror}): pass --warehouse DIR"
@@ -215,10 +235,10 @@ def _connect(paths, release: int | None):
     """The catalog, read only; for an older release, its `r<N>` schema made the default."""
     import duckdb
 
-    from pipelines.core.catalog import release_schema
+    from pipelines.core.catalog import connect, release_schema
 
     try:
-        con = duckdb.connect(str(paths.catalog), read_only=True)
+        con = connect(paths, read_only=True)
         kept = con.execute("SELECT time_travel_releases FROM catalog_info").fetchall()[0][0]
     except duckdb.Error as error:
         raise fail(
@@ -352,7 +372,7 @@ def doctor(
     from pipelines.core import doctor as checks
 
     _, paths = _dirs(None, warehouse)
-    if not paths.tables.exists():
+    if not paths.storage.exists("tables"):
         raise fail(f"no warehouse at {paths.root}: run `papers ingest` or pass --warehouse DIR")
     if repair:
         for line in checks.repair(paths):

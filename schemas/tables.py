@@ -290,7 +290,9 @@ class ReleaseSchema(pa.DataFrameModel):
     quarantine_version: pl.Int64 = pa.Field(ge=0, description="Delta version of quarantine")
     related_papers_version: pl.Int64 = pa.Field(ge=0, description="Delta version of related_papers")
     paper_changes_version: pl.Int64 = pa.Field(
-        ge=0, description="Delta version of paper_changes holding this release's changelog"
+        ge=0,
+        description="Delta version of paper_changes when the release was built: the "
+        "changelogs of every earlier release (its own rows are appended once it commits)",
     )
     digests_rows: pl.Int64 = pa.Field(ge=0, description="Rows in digests")
     appearances_rows: pl.Int64 = pa.Field(ge=0, description="Rows in appearances")

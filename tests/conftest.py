@@ -71,7 +71,7 @@ def warehouse(tmp_path: Path) -> Path:
     return tmp_path / "warehouse"
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def seeds_dir() -> Path:
     if not SEEDS_DIR.is_dir():
         pytest.skip(f"the real seed digests are not at {SEEDS_DIR} (../shared/seeds)")

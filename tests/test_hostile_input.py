@@ -228,15 +228,12 @@ def test_doctor_reports_a_retained_release_whose_files_are_gone(landing, warehou
     published(landing, warehouse)
     write_digest(landing, "b.txt", "Mar 2", [("Paper B", abstract_for("b"))], T0)
     ingest(landing, warehouse)
-    from deltalake import DeltaTable
-
     from pipelines.core.publish import get_release
-    from pipelines.core.warehouse import WarehousePaths, local_files
+    from pipelines.core.warehouse import WarehousePaths
 
     paths = WarehousePaths(warehouse)
     old = get_release(paths, 1)
-    table = DeltaTable(str(paths.table("papers")), version=old["papers_version"])
-    for path in local_files(table.file_uris()):
+    for path in paths.data_files(paths.delta("papers", old["papers_version"])):
         Path(path).unlink()
     doctor = papers_cli("doctor", "--warehouse", warehouse)
     assert doctor.exit_code == 1 and "release 1: some of its files are gone" in doctor.stderr

@@ -4,8 +4,6 @@ rebuilt at any time."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import polars as pl
 
 from pipelines.core.catalog import release_schema
@@ -15,8 +13,9 @@ from schemas.tables import ALL_TABLES, PUBLISHED_TABLES, TABLE_SCHEMAS
 MAX_LISTED_CHANGES = 20
 
 
-def card_path(paths: WarehousePaths, number: int) -> Path:
-    return paths.root / "cards" / f"release-{int(number)}.md"
+def card_path(number: int) -> str:
+    """Where a release's card lives, relative to the warehouse root."""
+    return f"cards/release-{int(number)}.md"
 
 
 def _table(headers: list[str], rows: list[list]) -> list[str]:
@@ -103,24 +102,19 @@ def render_card(
 def card_for(paths: WarehousePaths, number: int) -> str | None:
     """The card of a published release: the file written at publish, or rebuilt from the
     release's tables when it is missing. None when there is no such release."""
-    from pipelines.core.publish import get_release, read_release_table, read_table
+    from pipelines.core.publish import changes_of, get_release, read_release_table
 
-    path = card_path(paths, number)
-    if path.exists():
-        return path.read_text(encoding="utf-8")
+    if paths.storage.exists(card_path(number)):
+        return paths.storage.read_bytes(card_path(number)).decode("utf-8")
     release = get_release(paths, number)
     if release is None:
         return None
-    changes = read_table(paths, "paper_changes", release["paper_changes_version"])
-    changes = changes.filter(pl.col("release") == number).drop("release")
     digests = read_release_table(paths, release, "digests")
-    return write_card(paths, release, digests, changes).read_text(encoding="utf-8")
+    return write_card(paths, release, digests, changes_of(paths, number))
 
 
-def write_card(paths: WarehousePaths, release: dict, digests, changes) -> Path:
-    target = card_path(paths, release["release"])
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(".md.tmp")
-    tmp.write_text(render_card(paths, release, digests, changes), encoding="utf-8")
-    tmp.replace(target)
-    return target
+def write_card(paths: WarehousePaths, release: dict, digests, changes) -> str:
+    """Render and store the card (written whole); returns its text."""
+    text = render_card(paths, release, digests, changes)
+    paths.storage.write_bytes(card_path(release["release"]), text.encode("utf-8"))
+    return text

@@ -1,9 +1,12 @@
 """The DuckDB catalog: views over the Parquet files of published releases.
 
 Schema `main` holds the latest release; schema `r<N>` holds release N for each of the
-last CATALOG_RELEASES releases whose files are all on disk. Views read plain Parquet with
-`read_parquet`, so stock DuckDB needs no extension; paths are absolute so the catalog opens
-from any working directory. `USE r12;` then plain `SELECT ... FROM papers` is release 12.
+last CATALOG_RELEASES releases whose files are all present. Views read plain Parquet with
+`read_parquet`, so stock DuckDB needs no extension for a local warehouse; paths are
+absolute so the catalog opens from any working directory. `USE r12;` then plain
+`SELECT ... FROM papers` is release 12. The catalog is always a local file; for a
+warehouse on S3 its views read s3:// URIs (stock DuckDB: the httpfs extension and an S3
+secret, see README.md).
 """
 
 from __future__ import annotations
@@ -13,10 +16,9 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-from deltalake import DeltaTable
 
 from pipelines.core.faults import fault_point
-from pipelines.core.warehouse import WarehousePaths, local_files
+from pipelines.core.warehouse import WarehousePaths
 from schemas.tables import PUBLISHED_TABLES
 
 CATALOG_RELEASES = 30
@@ -41,12 +43,13 @@ class ReleaseSources:
     def __init__(self, paths: WarehousePaths):
         self.paths = paths
         self._cache: dict[tuple[str, int | None], tuple[list[str], pa.Schema]] = {}
+        self._present: dict[str, bool] = {}  # one check per file (a request on S3)
 
     def get(self, name: str, version: int | None) -> tuple[list[str], pa.Schema]:
         key = (name, version)
         if key not in self._cache:
-            table = DeltaTable(str(self.paths.table(name)), version=version)
-            files = local_files(table.file_uris())
+            table = self.paths.delta(name, version)
+            files = self.paths.data_files(table)
             self._cache[key] = (files, pa.schema(table.schema().to_arrow()))
         return self._cache[key]
 
@@ -58,10 +61,8 @@ class ReleaseSources:
             for name in PUBLISHED_TABLES
         }
         until = f" WHERE release <= {number}"  # an int cannot carry SQL
-        sources["paper_changes"] = (
-            *self.get("paper_changes", int(release["paper_changes_version"])),
-            until,
-        )
+        # Changelog rows are appended after their release commits and never rewritten.
+        sources["paper_changes"] = (*self.get("paper_changes", None), until)
         sources["releases"] = (*self.get("releases", None), until)
         return sources
 
@@ -70,7 +71,13 @@ class ReleaseSources:
             sources = self.for_release(release)
         except Exception:  # a version whose log is gone: not retained
             return False
-        return all(Path(f).exists() for files, _, _ in sources.values() for f in files)
+        files = {f for files, _, _ in sources.values() for f in files}
+        return all(self._exists(f) for f in files)
+
+    def _exists(self, file: str) -> bool:
+        if file not in self._present:
+            self._present[file] = self.paths.storage.uri_exists(file)
+        return self._present[file]
 
 
 def create_views(con: duckdb.DuckDBPyConnection, sources: dict, schema: str = "main") -> None:
@@ -99,7 +106,8 @@ def write_catalog(paths: WarehousePaths, releases: list[dict]) -> list[int]:
     target = paths.catalog
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     tmp.unlink(missing_ok=True)
-    con = duckdb.connect(str(tmp))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    con = connect(paths, tmp)
     kept = []
     try:
         create_views(con, sources.for_release(latest))
@@ -117,6 +125,18 @@ def write_catalog(paths: WarehousePaths, releases: list[dict]) -> list[int]:
     fault_point("catalog_written")
     os.replace(tmp, target)
     return kept
+
+
+def connect(
+    paths: WarehousePaths, catalog: Path | None = None, read_only: bool = False
+) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection to the catalog that can read the warehouse's files: for a
+    warehouse on S3, through this process's S3 filesystem (no httpfs extension needed)."""
+    con = duckdb.connect(str(catalog or paths.catalog), read_only=read_only)
+    filesystem = paths.storage.duckdb_filesystem()
+    if filesystem is not None:
+        con.register_filesystem(filesystem)
+    return con
 
 
 def catalog_info(catalog: Path) -> dict | None:

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-
-from deltalake import DeltaTable
 
 from pipelines.core.build import build_from_staging
 from pipelines.core.catalog import ReleaseSources, catalog_info
@@ -18,8 +15,7 @@ from pipelines.core.publish import (
     refresh_catalog,
     releases,
 )
-from pipelines.core.staging import StagingArea
-from pipelines.core.warehouse import WarehousePaths, local_files
+from pipelines.core.warehouse import WarehousePaths
 from schemas.tables import ALL_TABLES, PUBLISHED_TABLES
 
 
@@ -34,12 +30,11 @@ def diagnose(paths: WarehousePaths) -> list[Finding]:
     the catalog matching the latest release."""
     findings = []
     for name in ALL_TABLES:
-        location = paths.table(name)
-        if not location.exists():
+        if not paths.storage.exists(f"tables/{name}"):
             continue
         try:
-            table = DeltaTable(str(location))
-            missing = [f for f in local_files(table.file_uris()) if not Path(f).exists()]
+            table = paths.delta(name)
+            missing = [f for f in paths.data_files(table) if not paths.storage.uri_exists(f)]
         except Exception as error:
             findings.append(
                 Finding(
@@ -84,7 +79,7 @@ def repair(paths: WarehousePaths) -> list[str]:
     done = []
     current = latest_release(paths)
     if current is not None and not _readable(paths, current):
-        staging = StagingArea(paths.staging)
+        staging = paths.staging
         tables = build_from_staging(staging, previous_build(paths, current))
         published = publish_release(paths, tables, force=True)
         done.append(

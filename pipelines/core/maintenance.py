@@ -6,11 +6,11 @@ import math
 from dataclasses import dataclass, field
 
 import duckdb
-from deltalake import DeltaTable
 
+from pipelines.core.catalog import connect
 from pipelines.core.publish import latest_release, read_release_table, refresh_catalog, releases
 from pipelines.core.validation import SchemaContractError, validate
-from pipelines.core.warehouse import WarehousePaths, publish_lock
+from pipelines.core.warehouse import WarehousePaths
 from schemas.tables import PUBLISHED_TABLES, TABLE_SCHEMAS
 
 
@@ -23,28 +23,29 @@ def vacuum(paths: WarehousePaths, keep_releases: int, min_retention_hours: float
     """Delete Delta files no retained release needs: files of the last `keep_releases`
     releases are never deleted, nor anything removed less than `min_retention_hours` ago."""
     report = VacuumReport()
-    with publish_lock(paths):
-        published = releases(paths)
-        if published.height == 0:
-            return report
-        retained = published.tail(keep_releases)
-        for name in PUBLISHED_TABLES:
-            table = DeltaTable(str(paths.table(name)))
-            keep = sorted({int(v) for v in retained[f"{name}_version"]} | {table.version()})
-            options = dict(
-                retention_hours=int(math.ceil(min_retention_hours)),
-                enforce_retention_duration=False,
-                keep_versions=keep,
-            )
-            # The log still lists files deleted by an earlier vacuum: count what is on disk,
-            # and skip the vacuum (and its two log commits) when nothing is.
-            present = [
-                f for f in table.vacuum(dry_run=True, **options) if (paths.table(name) / f).exists()
-            ]
-            if present:
-                table.vacuum(dry_run=False, **options)
-            report.removed[name] = len(present)
-        refresh_catalog(paths)  # releases whose files are gone leave the catalog
+    published = releases(paths)
+    if published.height == 0:
+        return report
+    retained = published.tail(keep_releases)
+    for name in PUBLISHED_TABLES:
+        table = paths.delta(name)
+        keep = sorted({int(v) for v in retained[f"{name}_version"]} | {table.version()})
+        options = dict(
+            retention_hours=int(math.ceil(min_retention_hours)),
+            enforce_retention_duration=False,
+            keep_versions=keep,
+        )
+        # The log still lists files deleted by an earlier vacuum: count what is there,
+        # and skip the vacuum (and its two log commits) when nothing is.
+        present = [
+            f
+            for f in table.vacuum(dry_run=True, **options)
+            if paths.storage.exists(f"tables/{name}/{f}")
+        ]
+        if present:
+            table.vacuum(dry_run=False, **options)
+        report.removed[name] = len(present)
+    refresh_catalog(paths)  # releases whose files are gone leave the catalog
     return report
 
 
@@ -52,16 +53,14 @@ def compact_releases(paths: WarehousePaths) -> int:
     """Merge the small files that one appended row per release leaves in `releases`.
     The other tables are rewritten whole at each release and stay a few files each.
     Returns the number of files merged; the catalog is rewritten to the new files."""
-    with publish_lock(paths):
-        location = str(paths.table("releases"))
-        if not DeltaTable.is_deltatable(location):
-            return 0
-        table = DeltaTable(location)
-        if len(table.file_uris()) < 2:
-            return 0
-        metrics = table.optimize.compact()
-        refresh_catalog(paths)
-        return int(metrics.get("numFilesRemoved", 0))
+    if not paths.is_table("releases"):
+        return 0
+    table = paths.delta("releases")
+    if len(table.file_uris()) < 2:
+        return 0
+    metrics = table.optimize.compact()  # a Delta commit: publishers' appends rebase on it
+    refresh_catalog(paths)
+    return int(metrics.get("numFilesRemoved", 0))
 
 
 def check_release(paths: WarehousePaths) -> list[str]:
@@ -99,7 +98,7 @@ def _catalog_problems(paths: WarehousePaths, current: dict) -> list[str]:
     if not paths.catalog.exists():
         return [f"catalog {paths.catalog} is missing: run `papers ingest` to rebuild it"]
     try:
-        con = duckdb.connect(str(paths.catalog), read_only=True)
+        con = connect(paths, read_only=True)
     except duckdb.Error as error:
         return [f"catalog cannot be opened: {error}"]
     problems = []

@@ -1,8 +1,14 @@
-"""Publish a release: Delta table versions, a releases row, then the catalog.
+"""Publish a release: Delta table versions, a releases row, then the changelog and catalog.
 
 Order matters for crash safety. Table writes are atomic Delta commits that readers do not
 see yet; the releases row is the commit point; the catalog swap is an atomic rename. A
 crash anywhere leaves the previous release readable, and the next run redoes the work.
+
+Concurrent publishers need no lock, on a local disk or on S3 alike: the releases row is
+appended to the snapshot of `releases` the publisher started from, with no commit retries.
+Delta commits are conditional puts (a log entry is created only if its version does not
+exist yet), so when another run published meanwhile the commit fails, and the publisher
+starts over from the new latest release. Release numbers stay gapless and in order.
 """
 
 from __future__ import annotations
@@ -14,7 +20,8 @@ from collections.abc import Callable
 
 import polars as pl
 import pyarrow as pa
-from deltalake import DeltaTable
+from deltalake import CommitProperties, DeltaTable
+from deltalake.exceptions import CommitFailedError, DeltaError
 
 from pipelines.core.build import Previous
 from pipelines.core.card import write_card
@@ -22,11 +29,24 @@ from pipelines.core.catalog import write_catalog
 from pipelines.core.diff import count_changes, diff_papers
 from pipelines.core.faults import fault_point
 from pipelines.core.parsing import PARSER_VERSION
-from pipelines.core.warehouse import WarehousePaths, local_files, publish_lock
-from schemas.tables import PUBLISHED_TABLES, TABLE_KEYS, PaperSchema, ReleaseSchema, empty_frame
+from pipelines.core.warehouse import WarehousePaths
+from schemas.tables import (
+    PUBLISHED_TABLES,
+    TABLE_KEYS,
+    PaperChangeSchema,
+    PaperSchema,
+    ReleaseSchema,
+    empty_frame,
+)
 
 # Deletion vectors and column mapping stay off so stock DuckDB can read the Parquet files.
 _DELTA_WRITE_OPTIONS = {"schema_mode": "overwrite"}
+# Publishers that lose the race to another one start over; this many times at most.
+MAX_PUBLISH_ATTEMPTS = 20
+
+
+class PublishConflict(RuntimeError):
+    """Other runs kept publishing first, MAX_PUBLISH_ATTEMPTS times in a row."""
 
 
 def row_hashes(frame: pl.DataFrame) -> pl.Series:
@@ -48,18 +68,19 @@ def read_table(paths: WarehousePaths, name: str, version: int | None = None) -> 
     """A Delta table at a version, read from the same Parquet files the catalog's views
     read. Not pl.read_delta (it cannot find files under a path with a space) and not
     DeltaTable.to_pyarrow_table (its threads abort the process at exit: SIGABRT)."""
-    table = DeltaTable(str(paths.table(name)), version=version)
-    files = local_files(table.file_uris())
+    table = paths.delta(name, version)
+    files = paths.data_files(table)
     if files:
-        return pl.read_parquet(files)
+        return paths.read_files(files)
     return pl.from_arrow(pa.schema(table.schema().to_arrow()).empty_table())
 
 
-def releases(paths: WarehousePaths) -> pl.DataFrame:
-    """Every published release, oldest first (empty when nothing is published)."""
-    if not DeltaTable.is_deltatable(str(paths.table("releases"))):
+def releases(paths: WarehousePaths, version: int | None = None) -> pl.DataFrame:
+    """Every published release, oldest first (empty when nothing is published), as of a
+    version of the releases table (default: the latest)."""
+    if not paths.is_table("releases"):
         return empty_frame(ReleaseSchema)
-    return read_table(paths, "releases").sort("release")
+    return read_table(paths, "releases", version).sort("release")
 
 
 def latest_release(paths: WarehousePaths) -> dict | None:
@@ -107,56 +128,117 @@ def publish_release(
 ) -> dict | None:
     """Publish `tables` as the next release, or return None when nothing changed.
 
-    `rebuild_if_stale` runs under the lock: a concurrent run may have staged digests (or
-    published papers) since `tables` were built, and a release must never leave them out.
-    `force` publishes and rewrites every table even when nothing changed (a repair)."""
-    with publish_lock(paths):
+    `rebuild_if_stale` runs at the start of each attempt: a concurrent run may have staged
+    digests since `tables` were built, and a release must never leave them out. `force`
+    publishes and rewrites every table even when nothing changed (a repair)."""
+    complete_changelog(paths)  # a run killed after its commit left its changelog unwritten
+    for _ in range(MAX_PUBLISH_ATTEMPTS):
+        # The snapshot comes first: a release committed after it makes this attempt's
+        # commit fail, so whatever it staged is seen by the next attempt's check.
+        snapshot = paths.delta("releases") if paths.is_table("releases") else None
         if rebuild_if_stale is not None:
             tables = rebuild_if_stale(tables)
-        previous = latest_release(paths)
-        hashes = {name: table_hash(tables[name], TABLE_KEYS[name]) for name in PUBLISHED_TABLES}
-        unchanged = {n for n in PUBLISHED_TABLES if previous and previous[f"{n}_hash"] == hashes[n]}
-        if not force and unchanged == set(PUBLISHED_TABLES):
-            return None
-        number = (previous["release"] + 1) if previous else 1
-        row: dict = {
-            "release": number,
-            "created_at": now or dt.datetime.now(dt.UTC),
-            "parser_version": PARSER_VERSION,
-            "content_hash": hashlib.sha256("".join(hashes.values()).encode()).hexdigest(),
-        }
-        fault_point("before_tables")
-        for name in PUBLISHED_TABLES:
-            frame = tables[name]
-            if name in unchanged and not force:
-                version = previous[f"{name}_version"]  # unchanged: no new Delta version
-            else:
-                version = _write(paths, name, frame, mode="overwrite")
-                fault_point(f"table_written:{name}")
-            row[f"{name}_version"] = version
-            row[f"{name}_rows"] = frame.height
-            row[f"{name}_hash"] = hashes[name]
-        previous_papers = readable_papers(paths, previous)
-        changes = diff_papers(previous_papers, tables["papers"])
-        row.update(count_changes(changes))
-        # Replace this release's rows (a crashed earlier attempt may have left some).
-        row["paper_changes_version"] = _write(
-            paths,
-            "paper_changes",
-            changes.select(pl.lit(number, pl.Int64).alias("release"), pl.all()),
-            mode="overwrite",
-            predicate=f"release = {number}"
-            if DeltaTable.is_deltatable(str(paths.table("paper_changes")))
-            else None,
-        )
-        release = pl.DataFrame([row], schema=empty_frame(ReleaseSchema).schema)
-        ReleaseSchema.validate(release)
-        fault_point("before_release_row")
-        _write(paths, "releases", release, mode="append")  # the commit point
-        fault_point("release_row_written")
-        write_card(paths, row, tables["digests"], changes)
-        refresh_catalog(paths)
+        try:
+            row = _attempt(paths, tables, snapshot, now, force)
+        except DeltaError as error:
+            if isinstance(error, CommitFailedError) or (
+                snapshot is None and paths.is_table("releases")
+            ):
+                continue  # another run committed first: start over from its release
+            raise
+        if row is not None:
+            fault_point("release_row_written")
+            complete_changelog(paths)
+            write_card(paths, row, tables["digests"], changes_of(paths, row["release"]))
+            refresh_catalog(paths)
         return row
+    raise PublishConflict(
+        f"other runs published first {MAX_PUBLISH_ATTEMPTS} times in a row; run again"
+    )
+
+
+def _attempt(
+    paths: WarehousePaths,
+    tables: dict[str, pl.DataFrame],
+    snapshot: DeltaTable | None,
+    now: dt.datetime | None,
+    force: bool,
+) -> dict | None:
+    """Write the tables and commit the release row on top of `snapshot`; raises a
+    DeltaError when another run committed first."""
+    published = releases(paths, snapshot.version()) if snapshot else empty_frame(ReleaseSchema)
+    previous = published.row(-1, named=True) if published.height else None
+    hashes = {name: table_hash(tables[name], TABLE_KEYS[name]) for name in PUBLISHED_TABLES}
+    unchanged = {n for n in PUBLISHED_TABLES if previous and previous[f"{n}_hash"] == hashes[n]}
+    if not force and unchanged == set(PUBLISHED_TABLES):
+        return None
+    number = (previous["release"] + 1) if previous else 1
+    row: dict = {
+        "release": number,
+        "created_at": now or dt.datetime.now(dt.UTC),
+        "parser_version": PARSER_VERSION,
+        "content_hash": hashlib.sha256("".join(hashes.values()).encode()).hexdigest(),
+    }
+    fault_point("before_tables")
+    for name in PUBLISHED_TABLES:
+        frame = tables[name]
+        if name in unchanged and not force:
+            version = previous[f"{name}_version"]  # unchanged: no new Delta version
+        else:
+            version = _write(paths, name, frame, mode="overwrite")
+            fault_point(f"table_written:{name}")
+        row[f"{name}_version"] = version
+        row[f"{name}_rows"] = frame.height
+        row[f"{name}_hash"] = hashes[name]
+    row.update(count_changes(diff_papers(readable_papers(paths, previous), tables["papers"])))
+    row["paper_changes_version"] = (
+        paths.delta("paper_changes").version() if paths.is_table("paper_changes") else 0
+    )
+    release = pl.DataFrame([row], schema=empty_frame(ReleaseSchema).schema)
+    ReleaseSchema.validate(release)
+    fault_point("before_release_row")
+    # The commit point: on top of the snapshot, or fail if another run got there first
+    # (with no snapshot: create the table, or fail if another run created it meanwhile).
+    release.write_delta(
+        snapshot if snapshot is not None else paths.table("releases"),
+        mode="append" if snapshot is not None else "error",
+        storage_options=None if snapshot is not None else paths.storage_options,
+        delta_write_options={
+            "schema_mode": "merge",  # a release row may carry columns older rows lack
+            "commit_properties": CommitProperties(max_commit_retries=0),
+        },
+    )
+    return row
+
+
+def complete_changelog(paths: WarehousePaths) -> None:
+    """Append the latest release's rows to paper_changes unless they are there. Written
+    after the release commits, so a publisher that loses the race never writes any; a
+    run killed in between leaves them to the next run. Appends never conflict."""
+    if not paths.is_table("paper_changes"):  # its views need its columns, even with no rows
+        _write(paths, "paper_changes", empty_frame(PaperChangeSchema), mode="append")
+    latest = latest_release(paths)
+    if latest is None or not sum(latest[f"papers_{c}"] for c in ("added", "updated", "removed")):
+        return
+    number = latest["release"]
+    if changes_of(paths, number).height:
+        return
+    before = get_release(paths, number - 1)
+    changes = diff_papers(
+        readable_papers(paths, before), read_release_table(paths, latest, "papers")
+    )
+    _write(
+        paths,
+        "paper_changes",
+        changes.select(pl.lit(number, pl.Int64).alias("release"), pl.all()),
+        mode="append",
+    )
+
+
+def changes_of(paths: WarehousePaths, number: int) -> pl.DataFrame:
+    """The changelog rows of one release (from the latest version of paper_changes)."""
+    changes = read_table(paths, "paper_changes")
+    return changes.filter(pl.col("release") == number).drop("release")
 
 
 def readable_papers(paths: WarehousePaths, release: dict | None) -> pl.DataFrame:
@@ -170,15 +252,13 @@ def readable_papers(paths: WarehousePaths, release: dict | None) -> pl.DataFrame
         return empty_frame(PaperSchema)
 
 
-def _write(
-    paths: WarehousePaths, name: str, frame: pl.DataFrame, mode: str, predicate: str | None = None
-) -> int:
+def _write(paths: WarehousePaths, name: str, frame: pl.DataFrame, mode: str) -> int:
     """Commit `frame` to a Delta table; returns the new version."""
-    if predicate:
-        options = {"predicate": predicate}  # replaces only the rows it matches
-    elif mode == "overwrite":
-        options = _DELTA_WRITE_OPTIONS
-    else:  # a release row may carry columns that older rows lack (a new table)
-        options = {"schema_mode": "merge"}
-    frame.write_delta(str(paths.table(name)), mode=mode, delta_write_options=options)
-    return DeltaTable(str(paths.table(name))).version()
+    options = _DELTA_WRITE_OPTIONS if mode == "overwrite" else {"schema_mode": "merge"}
+    frame.write_delta(
+        paths.table(name),
+        mode=mode,
+        storage_options=paths.storage_options,
+        delta_write_options=options,
+    )
+    return paths.delta(name).version()

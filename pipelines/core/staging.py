@@ -7,15 +7,12 @@ same bytes landing again (under any name) find their result already staged.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 import polars as pl
 
 from pipelines.core.parsing import PARSER_VERSION, ParsedDigest
+from pipelines.core.storage import Storage
 from pipelines.core.validation import validate
 from schemas.tables import DigestSchema, EntrySchema, QuarantineSchema, empty_frame
 
@@ -159,33 +156,39 @@ def _staged(parsed: ParsedDigest, entries: pl.DataFrame, failed_rows: list[dict]
 
 
 class StagingArea:
-    """`<root>/<digest_id>/{digest,entries,quarantine}.parquet`, each digest written whole."""
+    """`<warehouse>/staging/digests/<digest_id>/{digest,entries,quarantine}.parquet`, each
+    digest written whole, on the warehouse's storage (a local folder or S3)."""
 
     FILES = ("digest", "entries", "quarantine")
+    MARKER = "quarantine.parquet"  # written last: a digest without it is not staged
 
-    def __init__(self, root: Path):
-        self.root = Path(root)
+    def __init__(self, storage: Storage, prefix: str = "staging"):
+        self.storage = storage
+        self.prefix = prefix
 
-    def path(self, digest_id: str) -> Path:
-        return self.root / digest_id
+    def _file(self, digest_id: str, name: str) -> str:
+        return f"{self.prefix}/digests/{digest_id}/{name}.parquet"
 
     def has(self, digest_id: str) -> bool:
-        return (self.path(digest_id) / "quarantine.parquet").exists()
+        return self.storage.exists(f"{self.prefix}/digests/{digest_id}/{self.MARKER}")
 
     def digest_ids(self) -> list[str]:
-        if not self.root.exists():
-            return []
-        return sorted(p.name for p in self.root.iterdir() if self.has(p.name))
+        """One listing of the staging folder (one paged request on S3, not one per digest)."""
+        return sorted(
+            path.split("/")[0]
+            for path in self.storage.files(f"{self.prefix}/digests")
+            if path.count("/") == 1 and path.endswith(f"/{self.MARKER}")
+        )
 
     @property
-    def _index_path(self) -> Path:
-        return self.root.parent / "landed-index.json"
+    def _index_path(self) -> str:
+        return f"{self.prefix}/landed-index.json"
 
     def landed_index(self) -> dict[str, list]:
         """key -> [size, mtime_ns, digest_id] of files already staged: a cache that lets a
         run skip re-hashing unchanged files (losing it only costs a re-hash)."""
         try:
-            return json.loads(self._index_path.read_text())
+            return json.loads(self.storage.read_bytes(self._index_path))
         except (OSError, ValueError):
             return {}
 
@@ -193,45 +196,28 @@ class StagingArea:
         if not entries:
             return
         index = self.landed_index() | entries
-        self.root.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._index_path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(index, sort_keys=True))
-        os.replace(tmp, self._index_path)
+        self.storage.write_bytes(self._index_path, json.dumps(index, sort_keys=True).encode())
 
     def load(self, digest_id: str) -> StagedDigest:
-        folder = self.path(digest_id)
-        return StagedDigest(*(pl.read_parquet(folder / f"{name}.parquet") for name in self.FILES))
+        return StagedDigest(
+            *(self.storage.read_parquet([self._file(digest_id, n)]) for n in self.FILES)
+        )
 
     def write(self, staged: StagedDigest) -> bool:
-        """Store a digest unless it is already staged; returns whether it wrote.
-        Written to a temporary folder and renamed, so a crash never leaves half a digest."""
-        target = self.path(staged.digest_id)
+        """Store a digest unless it is already staged; returns whether it wrote. Each file
+        is written whole and the marker last, so a crash never leaves a digest that looks
+        staged; two runs staging the same bytes write the same content."""
         if self.has(staged.digest_id):
             return False
-        self.root.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=self.root))
-        try:
-            staged.digest.write_parquet(tmp / "digest.parquet")
-            staged.entries.write_parquet(tmp / "entries.parquet")
-            staged.quarantine.write_parquet(tmp / "quarantine.parquet")  # written last: marker
-            if target.exists():  # a crashed earlier attempt left an incomplete folder
-                shutil.rmtree(target, ignore_errors=True)
-            try:
-                os.replace(tmp, target)
-            except OSError:
-                if self.has(staged.digest_id):
-                    return False  # another process staged the same bytes first: same content
-                raise
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
+        for name in self.FILES:  # quarantine, the marker, comes last
+            self.storage.write_parquet(getattr(staged, name), self._file(staged.digest_id, name))
         return True
 
     def read(self, name: str) -> pl.DataFrame:
         """All staged rows of one kind (digest, entries or quarantine)."""
-        files = [str(self.path(i) / f"{name}.parquet") for i in self.digest_ids()]
-        if files:
-            return pl.read_parquet(files)
+        ids = self.digest_ids()
+        if ids:
+            return self.storage.read_parquet([self._file(i, name) for i in ids])
         model = {"digest": DigestSchema, "entries": EntrySchema, "quarantine": QuarantineSchema}
         empty = empty_frame(model[name])
         return empty.drop(BUILD_TIME_DIGEST_COLUMNS) if name == "digest" else empty

@@ -1,64 +1,95 @@
-"""Where a warehouse keeps its parts, and the lock that serialises publishers."""
+"""Where a warehouse keeps its parts: a local folder or an `s3://bucket/prefix` URI."""
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
+import hashlib
 import os
-from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from urllib.parse import unquote
+
+import polars as pl
+from deltalake import DeltaTable
+
+from pipelines.core.storage import Storage, is_remote, read_parquet_uris, s3_options
 
 DEFAULT_WAREHOUSE = "warehouse"
 DEFAULT_LANDING = "warehouse/landing"
 
 
 def resolve_dirs(landing: str | os.PathLike | None, warehouse: str | os.PathLike | None):
-    """(landing, warehouse) from arguments, else PAPERS_LANDING_DIR / PAPERS_WAREHOUSE_DIR,
-    else the defaults. Read when called, never at import time."""
-    warehouse_dir = Path(warehouse or os.environ.get("PAPERS_WAREHOUSE_DIR") or DEFAULT_WAREHOUSE)
+    """(landing folder, warehouse root) from arguments, else PAPERS_LANDING_DIR /
+    PAPERS_WAREHOUSE_DIR, else the defaults. Read when called, never at import time. The
+    warehouse root is an absolute local path or an s3:// URI, as a string."""
+    root = str(warehouse or os.environ.get("PAPERS_WAREHOUSE_DIR") or DEFAULT_WAREHOUSE)
     landing_dir = Path(landing or os.environ.get("PAPERS_LANDING_DIR") or DEFAULT_LANDING)
-    return landing_dir.absolute(), warehouse_dir.absolute()
+    return landing_dir.absolute(), (root if is_remote(root) else str(Path(root).absolute()))
 
 
-def local_files(uris: list[str]) -> list[str]:
-    """Local paths of Delta file URIs, which deltalake percent-encodes (a space is %20)."""
-    return [unquote(uri.removeprefix("file://")) for uri in uris]
+def default_catalog(root: str) -> Path:
+    """The catalog is a local file: in the warehouse folder, or for a warehouse on object
+    storage, in the user's cache (one per warehouse URI)."""
+    if not is_remote(root):
+        return Path(root) / "catalog.duckdb"
+    name = hashlib.sha256(root.rstrip("/").encode()).hexdigest()[:16]
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "papers" / "catalogs" / name / "catalog.duckdb"
 
 
 @dataclass(frozen=True)
 class WarehousePaths:
-    root: Path
+    """A warehouse: its root, the object-store options to reach it, its local catalog."""
+
+    root: str
+    storage_options: dict[str, str] = field(default_factory=dict, compare=False)
+    catalog_file: str | None = None
+
+    def __post_init__(self):
+        root = str(self.root)
+        object.__setattr__(self, "root", root if is_remote(root) else str(Path(root).absolute()))
+        if self.remote and not self.storage_options:
+            object.__setattr__(self, "storage_options", s3_options())
 
     @property
-    def tables(self) -> Path:
-        return self.root / "tables"
+    def remote(self) -> bool:
+        return is_remote(self.root)
 
-    def table(self, name: str) -> Path:
-        return self.tables / name
+    @cached_property
+    def storage(self) -> Storage:
+        return Storage(self.root, self.storage_options)
 
     @property
-    def staging(self) -> Path:
-        return self.root / "staging" / "digests"
+    def local_root(self) -> Path:
+        if self.remote:
+            raise ValueError(f"{self.root} is not a local folder")
+        return Path(self.root)
+
+    def table(self, name: str) -> str:
+        """The Delta table's location: a local path or an s3:// URI."""
+        return self.storage.uri(f"tables/{name}")
+
+    def delta(self, name: str, version: int | None = None) -> DeltaTable:
+        return DeltaTable(self.table(name), version=version, storage_options=self.storage_options)
+
+    def is_table(self, name: str) -> bool:
+        return DeltaTable.is_deltatable(self.table(name), storage_options=self.storage_options)
+
+    def data_files(self, table: DeltaTable) -> list[str]:
+        """The table's Parquet files as DuckDB and Polars take them: local paths (deltalake
+        gives percent-encoded file:// URIs: a space is %20) or s3:// URIs."""
+        uris = table.file_uris()
+        return uris if self.remote else [unquote(u.removeprefix("file://")) for u in uris]
+
+    def read_files(self, files: list[str]) -> pl.DataFrame:
+        return read_parquet_uris(files, self.storage_options)
+
+    @property
+    def staging(self):
+        from pipelines.core.staging import StagingArea
+
+        return StagingArea(self.storage, "staging")
 
     @property
     def catalog(self) -> Path:
-        return self.root / "catalog.duckdb"
-
-    @property
-    def lock_file(self) -> Path:
-        return self.root / ".publish.lock"
-
-
-@contextlib.contextmanager
-def publish_lock(paths: WarehousePaths) -> Iterator[None]:
-    """Exclusive lock held while a release is published; a second publisher waits.
-    The OS drops the lock when its holder dies, so a killed run never blocks the next."""
-    paths.root.mkdir(parents=True, exist_ok=True)
-    with open(paths.lock_file, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+        return Path(self.catalog_file) if self.catalog_file else default_catalog(self.root)

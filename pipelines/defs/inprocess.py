@@ -31,7 +31,7 @@ class IngestOutcome:
 
 def ingest(
     landing: Path,
-    warehouse: Path,
+    warehouse: str | Path,  # a folder or an s3:// URI
     progress: Progress | None = None,
     instance: dg.DagsterInstance | None = None,
     log_level: str = "DEBUG",

@@ -1,12 +1,11 @@
 """The published tables, the release that publishes them, and the DuckDB catalog."""
 
 import dagster as dg
-import duckdb
 import polars as pl
 
 from pipelines.core.build import build_from_staging, built_from
 from pipelines.core.card import card_for
-from pipelines.core.catalog import catalog_release
+from pipelines.core.catalog import catalog_release, connect
 from pipelines.core.publish import (
     latest_release,
     previous_build,
@@ -189,7 +188,7 @@ def duckdb_catalog(context: dg.AssetExecutionContext, warehouse: WarehouseResour
         return dg.MaterializeResult(metadata={"release": 0, "note": "nothing published yet"})
     if catalog_release(paths.catalog) != current["release"]:
         refresh_catalog(paths)
-    con = duckdb.connect(str(paths.catalog), read_only=True)
+    con = connect(paths, read_only=True)
     try:
         counts = {
             f"{name}_rows": con.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0]  # noqa: S608

@@ -1,7 +1,6 @@
 """Resources: where the warehouse lives, and an IO manager for Polars frames."""
 
 import os
-import tempfile
 from pathlib import Path
 
 import dagster as dg
@@ -9,19 +8,30 @@ import polars as pl
 
 from pipelines.core.landing import DEFAULT_MAX_FILE_BYTES
 from pipelines.core.staging import StagingArea
+from pipelines.core.storage import is_remote, s3_options
 from pipelines.core.warehouse import WarehousePaths, resolve_dirs
 
 
 class WarehouseResource(dg.ConfigurableResource):
-    """The landing folder (read only) and the warehouse folder.
+    """The landing folder (read only) and the warehouse: a local folder or an
+    `s3://bucket/prefix` URI on any S3-compatible object storage.
 
-    Unset fields fall back to PAPERS_LANDING_DIR / PAPERS_WAREHOUSE_DIR, then to
-    `warehouse/landing` and `warehouse`, resolved when a run starts."""
+    Unset fields fall back to PAPERS_LANDING_DIR / PAPERS_WAREHOUSE_DIR /
+    PAPERS_CATALOG_PATH, then to `warehouse/landing` and `warehouse`; the S3 fields to the
+    standard AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and
+    AWS_SESSION_TOKEN variables. All are resolved when a run starts, never at import."""
 
     landing_dir: str | None = None
     warehouse_dir: str | None = None
+    # The local DuckDB catalog; default: in the warehouse folder, or for S3 in ~/.cache/papers.
+    catalog_path: str | None = None
     # A landed file larger than this is quarantined by reference (path, size, sha256).
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    aws_access_key_id: str | None = None
+    aws_secret_access_key: str | None = None
+    aws_session_token: str | None = None
 
     @property
     def landing(self) -> Path:
@@ -29,11 +39,23 @@ class WarehouseResource(dg.ConfigurableResource):
 
     @property
     def paths(self) -> WarehousePaths:
-        return WarehousePaths(resolve_dirs(self.landing_dir, self.warehouse_dir)[1])
+        root = resolve_dirs(self.landing_dir, self.warehouse_dir)[1]
+        options = {
+            "AWS_ENDPOINT_URL": self.s3_endpoint_url,
+            "AWS_REGION": self.s3_region,
+            "AWS_ACCESS_KEY_ID": self.aws_access_key_id,
+            "AWS_SECRET_ACCESS_KEY": self.aws_secret_access_key,
+            "AWS_SESSION_TOKEN": self.aws_session_token,
+        }
+        return WarehousePaths(
+            root,
+            s3_options(options) if is_remote(root) else {},
+            self.catalog_path or os.environ.get("PAPERS_CATALOG_PATH") or None,
+        )
 
     @property
     def staging(self) -> StagingArea:
-        return StagingArea(self.paths.staging)
+        return self.paths.staging
 
 
 class Progress:
@@ -50,25 +72,21 @@ class Progress:
 
 
 class PolarsParquetIOManager(dg.ConfigurableIOManager):
-    """Stores each asset's Polars frame as `<warehouse>/staging/assets/<key>.parquet`,
-    written to a temporary file and renamed so a reader never sees half a file."""
+    """Stores each asset's Polars frame as `<warehouse>/staging/assets/<key>.parquet`, on
+    the warehouse's storage (so steps in other processes or pods can read it), each file
+    written whole."""
 
     warehouse: dg.ResourceDependency[WarehouseResource]
 
-    def _path(self, key: dg.AssetKey) -> Path:
-        return self.warehouse.paths.root / "staging" / "assets" / f"{'__'.join(key.path)}.parquet"
+    @staticmethod
+    def _path(key: dg.AssetKey) -> str:
+        return f"staging/assets/{'__'.join(key.path)}.parquet"
 
     def handle_output(self, context: dg.OutputContext, obj: pl.DataFrame) -> None:
-        path = self._path(context.asset_key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".parquet", dir=path.parent)
-        os.close(fd)
-        try:
-            obj.write_parquet(tmp)
-            os.replace(tmp, path)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
-        context.add_output_metadata({"path": dg.MetadataValue.path(str(path))})
+        storage = self.warehouse.paths.storage
+        storage.write_parquet(obj, self._path(context.asset_key))
+        uri = storage.uri(self._path(context.asset_key))
+        context.add_output_metadata({"path": dg.MetadataValue.path(uri)})
 
     def load_input(self, context: dg.InputContext) -> pl.DataFrame:
-        return pl.read_parquet(self._path(context.asset_key))
+        return self.warehouse.paths.storage.read_parquet([self._path(context.asset_key)])

@@ -6,7 +6,6 @@ import dagster as dg
 import pytest
 
 import pipelines.core.landing as landing_module
-from pipelines.core.staging import StagingArea
 from pipelines.core.warehouse import WarehousePaths
 from pipelines.definitions import defs
 from pipelines.defs.ingestion import digest_entries, digest_partitions
@@ -60,7 +59,7 @@ def test_digest_entries_called_with_a_built_context(landing, warehouse):
     assert result.metadata["valid_entries"] == 1 and result.metadata["status"] == "parsed"
     assert result.metadata["date"] == "2025-03-14"
     assert check.check_name == "lines_accounted" and check.passed
-    assert len(StagingArea(WarehousePaths(warehouse).staging).digest_ids()) == 1
+    assert len(WarehousePaths(warehouse).staging.digest_ids()) == 1
     again, _ = digest_entries(context, warehouse=resource, progress=Progress())
     assert again.metadata["status"] == "parsed (unchanged)"
 
@@ -80,7 +79,7 @@ def test_an_unexpected_failure_fails_the_run_but_other_digests_are_staged(
     monkeypatch.setattr(landing_module, "parse_digest", exploding)
     with pytest.raises(dg.Failure, match="1 of 2 digests failed"):
         ingest(landing, warehouse)
-    assert len(StagingArea(WarehousePaths(warehouse).staging).digest_ids()) == 1
+    assert len(WarehousePaths(warehouse).staging.digest_ids()) == 1
     monkeypatch.setattr(landing_module, "parse_digest", real)
     outcome = ingest(landing, warehouse)  # the next run completes the work
     assert outcome.release["papers_rows"] == 2

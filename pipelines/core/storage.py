@@ -1,0 +1,142 @@
+"""Where a warehouse's files live: a local folder or an `s3://bucket/prefix` URI.
+
+Delta tables go through deltalake and Polars with object-store options; every other file
+(staged digests, dataset cards, asset outputs) through PyArrow's filesystems. A file is
+always written whole: one PUT on S3, a temporary file renamed into place on a local disk,
+so a reader never sees half of one.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import uuid
+from functools import cached_property
+
+import polars as pl
+import pyarrow.fs as pafs
+from fsspec.implementations.arrow import ArrowFSWrapper
+
+# object-store option -> the environment variables it is read from, first set wins
+_S3_ENVIRONMENT = {
+    "AWS_ENDPOINT_URL": ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"),
+    "AWS_REGION": ("AWS_REGION", "AWS_DEFAULT_REGION"),
+    "AWS_ACCESS_KEY_ID": ("AWS_ACCESS_KEY_ID",),
+    "AWS_SECRET_ACCESS_KEY": ("AWS_SECRET_ACCESS_KEY",),
+    "AWS_SESSION_TOKEN": ("AWS_SESSION_TOKEN",),
+}
+
+
+def is_remote(root: str) -> bool:
+    return root.startswith("s3://")
+
+
+def s3_options(given: dict[str, str | None] | None = None) -> dict[str, str]:
+    """Object-store options (deltalake's and Polars' keys): each from `given`, else from
+    the standard AWS environment variables, read when called. An `http://` endpoint (a
+    local S3-compatible server) is allowed explicitly."""
+    given = given or {}
+    options = {}
+    for key, variables in _S3_ENVIRONMENT.items():
+        from_environment = (os.environ[v] for v in variables if os.environ.get(v))
+        value = given.get(key) or next(from_environment, None)
+        if value:
+            options[key] = value
+    if options.get("AWS_ENDPOINT_URL", "").startswith("http://"):
+        options["AWS_ALLOW_HTTP"] = "true"
+    return options
+
+
+class _S3Wrapper(ArrowFSWrapper):
+    """PyArrow's S3 filesystem as fsspec's `s3` protocol, which DuckDB's Python client can
+    read through (`register_filesystem`) without the httpfs extension."""
+
+    protocol = "s3"
+
+
+class Storage:
+    """Files under a root, addressed by paths relative to it (`cards/release-3.md`)."""
+
+    def __init__(self, root: str, options: dict[str, str] | None = None):
+        self.root = root.rstrip("/")
+        self.options = dict(options or {})
+        self.remote = is_remote(self.root)
+
+    @cached_property
+    def fs(self) -> pafs.FileSystem:
+        if not self.remote:
+            return pafs.LocalFileSystem()
+        endpoint = self.options.get("AWS_ENDPOINT_URL")
+        scheme = "http" if endpoint and endpoint.startswith("http://") else "https"
+        return pafs.S3FileSystem(
+            access_key=self.options.get("AWS_ACCESS_KEY_ID"),
+            secret_key=self.options.get("AWS_SECRET_ACCESS_KEY"),
+            session_token=self.options.get("AWS_SESSION_TOKEN"),
+            region=self.options.get("AWS_REGION"),
+            endpoint_override=endpoint.split("://", 1)[-1] if endpoint else None,
+            scheme=scheme,
+        )
+
+    def uri(self, relative: str) -> str:
+        """What deltalake, Polars and DuckDB are given: a local path or an s3:// URI."""
+        return f"{self.root}/{relative}" if relative else self.root
+
+    def _path(self, relative: str) -> str:
+        return self.uri(relative).removeprefix("s3://")
+
+    def exists(self, relative: str) -> bool:
+        return self.fs.get_file_info(self._path(relative)).type != pafs.FileType.NotFound
+
+    def uri_exists(self, uri: str) -> bool:
+        path = uri.removeprefix("s3://")
+        return self.fs.get_file_info(path).type != pafs.FileType.NotFound
+
+    def read_bytes(self, relative: str) -> bytes:
+        with self.fs.open_input_stream(self._path(relative)) as stream:
+            return stream.read()
+
+    def write_bytes(self, relative: str, data: bytes) -> None:
+        path = self._path(relative)
+        if self.remote:  # one PUT: the object appears whole or not at all
+            with self.fs.open_output_stream(path) as stream:
+                stream.write(data)
+            return
+        parent = path.rsplit("/", 1)[0]
+        self.fs.create_dir(parent, recursive=True)
+        tmp = f"{parent}/.tmp-{uuid.uuid4().hex}"
+        try:
+            with self.fs.open_output_stream(tmp) as stream:
+                stream.write(data)
+            self.fs.move(tmp, path)  # a rename: atomic on one filesystem
+        finally:
+            if self.fs.get_file_info(tmp).type != pafs.FileType.NotFound:
+                self.fs.delete_file(tmp)
+
+    def files(self, relative: str) -> list[str]:
+        """Paths (relative to `relative`) of every file below it; none when it is absent."""
+        base = self._path(relative)
+        selector = pafs.FileSelector(base, recursive=True, allow_not_found=True)
+        return sorted(
+            info.path.removeprefix(base).lstrip("/")
+            for info in self.fs.get_file_info(selector)
+            if info.type == pafs.FileType.File
+        )
+
+    def write_parquet(self, frame: pl.DataFrame, relative: str) -> None:
+        buffer = io.BytesIO()
+        frame.write_parquet(buffer)
+        self.write_bytes(relative, buffer.getvalue())
+
+    def read_parquet(self, relatives: list[str]) -> pl.DataFrame:
+        return read_parquet_uris([self.uri(r) for r in relatives], self.options)
+
+    def duckdb_filesystem(self) -> ArrowFSWrapper | None:
+        """The filesystem a DuckDB connection needs to read this warehouse's files (none
+        for a local one)."""
+        return _S3Wrapper(self.fs) if self.remote else None
+
+
+def read_parquet_uris(uris: list[str], options: dict[str, str]) -> pl.DataFrame:
+    if uris and is_remote(uris[0]):
+        return pl.read_parquet(uris, storage_options=options)
+    return pl.read_parquet(uris)
