@@ -8,9 +8,14 @@ from pipelines.defs.automation import (
     housekeeping_schedule,
     landing_sensor,
 )
-from pipelines.defs.ingestion import digest_entries
+from pipelines.defs.ingestion import STEP_IO_MANAGER, digest_entries
 from pipelines.defs.publishing import duckdb_catalog, release, warehouse_tables
-from pipelines.defs.resources import PolarsParquetIOManager, Progress, WarehouseResource
+from pipelines.defs.resources import (
+    PolarsParquetIOManager,
+    Progress,
+    StepOutputIOManager,
+    WarehouseResource,
+)
 
 # Parse, build, publish. Steps run on Dagster's default executor: the multiprocess one
 # (`execution: config: multiprocess: max_concurrent: N` in the run config), or in process
@@ -40,6 +45,7 @@ def build_definitions(
         resources={
             "warehouse": warehouse,
             "io_manager": PolarsParquetIOManager(warehouse=warehouse),
+            STEP_IO_MANAGER: StepOutputIOManager(warehouse=warehouse),
             "progress": dg.ResourceDefinition.hardcoded_resource(progress or Progress()),
         },
     )

@@ -1,5 +1,6 @@
 """Resources: where the warehouse lives, and an IO manager for Polars frames."""
 
+import json
 import os
 from pathlib import Path
 
@@ -90,3 +91,22 @@ class PolarsParquetIOManager(dg.ConfigurableIOManager):
 
     def load_input(self, context: dg.InputContext) -> pl.DataFrame:
         return self.warehouse.paths.storage.read_parquet([self._path(context.asset_key)])
+
+
+class StepOutputIOManager(dg.ConfigurableIOManager):
+    """Small values passed between steps (batches of digest keys, their summary rows) as
+    JSON under `<warehouse>/staging/steps/<run_id>/`, on the warehouse's storage, so a
+    step in another process, pod or machine reads what the previous step wrote."""
+
+    warehouse: dg.ResourceDependency[WarehouseResource]
+
+    @staticmethod
+    def _path(context: dg.OutputContext) -> str:
+        return "staging/steps/" + "/".join(context.get_identifier()) + ".json"
+
+    def handle_output(self, context: dg.OutputContext, obj) -> None:
+        self.warehouse.paths.storage.write_bytes(self._path(context), json.dumps(obj).encode())
+
+    def load_input(self, context: dg.InputContext):
+        data = self.warehouse.paths.storage.read_bytes(self._path(context.upstream_output))
+        return json.loads(data)

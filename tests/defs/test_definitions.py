@@ -8,9 +8,16 @@ import pytest
 import pipelines.core.landing as landing_module
 from pipelines.core.warehouse import WarehousePaths
 from pipelines.definitions import defs
-from pipelines.defs.ingestion import digest_entries, digest_partitions
+from pipelines.defs.ingestion import (
+    STEP_IO_MANAGER,
+    batches_of,
+    digest_entries,
+    digest_partitions,
+    parse_digest_batch,
+    parse_report,
+)
 from pipelines.defs.inprocess import ingest
-from pipelines.defs.resources import Progress, WarehouseResource
+from pipelines.defs.resources import Progress, StepOutputIOManager, WarehouseResource
 from tests.conftest import abstract_for, write_digest
 
 T0 = dt.datetime(2025, 6, 1, tzinfo=dt.UTC)
@@ -49,19 +56,30 @@ def test_tables_carry_column_descriptions_from_the_schemas():
     assert "paper_id" in columns and all(columns.values())
 
 
-def test_digest_entries_called_with_a_built_context(landing, warehouse):
+def test_parsing_ops_called_with_a_built_context(landing, warehouse):
     write_digest(landing, "a.txt", "Mar 14", [("Paper A", abstract_for("a"))], T0)
-    instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions(digest_partitions.name, ["a.txt"])
-    context = dg.build_asset_context(partition_key="a.txt", instance=instance)
     resource = WarehouseResource(landing_dir=str(landing), warehouse_dir=str(warehouse))
-    result, check = digest_entries(context, warehouse=resource, progress=Progress())
-    assert result.metadata["valid_entries"] == 1 and result.metadata["status"] == "parsed"
-    assert result.metadata["date"] == "2025-03-14"
-    assert check.check_name == "lines_accounted" and check.passed
+    context = dg.build_op_context(resources={"warehouse": resource, "progress": Progress()})
+    rows = parse_digest_batch(context, keys=["a.txt"])
+    assert [(r["digest"], r["status"], r["valid"], r["date"]) for r in rows] == [
+        ("a.txt", "parsed", 1, "2025-03-14")
+    ]
     assert len(WarehousePaths(warehouse).staging.digest_ids()) == 1
-    again, _ = digest_entries(context, warehouse=resource, progress=Progress())
-    assert again.metadata["status"] == "parsed (unchanged)"
+    again = parse_digest_batch(context, keys=["a.txt"])
+    assert again[0]["status"] == "parsed (unchanged)"
+
+    metadata, unbalanced = parse_report(rows, 1)
+    assert metadata["valid_entries"] == 1 and metadata["status"] == "parsed"
+    assert unbalanced.height == 0
+    _, unbalanced = parse_report([{**rows[0], "accounted": rows[0]["lines"] - 1}], 1)
+    assert unbalanced["digest"].to_list() == ["a.txt"]
+
+
+def test_a_run_is_split_into_parse_steps_of_the_configured_size():
+    keys = [f"d{day}.txt" for day in range(1, 6)]
+    assert batches_of(keys, 2) == [keys[0:2], keys[2:4], keys[4:5]]
+    assert batches_of(keys, 100) == [keys]
+    assert batches_of(keys, 0) == [[k] for k in keys]  # a size below one means one each
 
 
 def test_an_unexpected_failure_fails_the_run_but_other_digests_are_staged(
@@ -140,7 +158,11 @@ def test_lines_accounted_check_is_recorded_per_digest_partition(landing, warehou
         [digest_entries],
         partition_key="a.txt",
         instance=instance,
-        resources={"warehouse": resource, "progress": Progress()},
+        resources={
+            "warehouse": resource,
+            "progress": Progress(),
+            STEP_IO_MANAGER: StepOutputIOManager(warehouse=resource),
+        },
     )
     [evaluation] = result.get_asset_check_evaluations()
     assert (evaluation.check_name, evaluation.partition, evaluation.passed) == (
