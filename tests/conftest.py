@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -57,6 +59,44 @@ def write_digest(
     path = folder / name
     path.write_text(digest_text(date_label, entries, **options), encoding="utf-8")
     return set_mtime(path, landed)
+
+
+def two_overlapping_landings(root: Path, month: str = "Mar") -> list[Path]:
+    """Folders a and b, five digests each on different dates, each digest holding its own
+    paper and one paper both share: 11 papers, 20 appearances in all."""
+    folders = []
+    for which in ("a", "b"):
+        folder = root / f"landing-{which}"
+        for day in range(1, 6):
+            day_of_month = day if which == "a" else day + 10
+            write_digest(
+                folder,
+                f"{which}{day}.txt",
+                f"{month} {day_of_month}",
+                [
+                    (f"Paper {which}{day}", abstract_for(f"{which} {day}")),
+                    ("Shared Paper", abstract_for("shared")),
+                ],
+            )
+        folders.append(folder)
+    return folders
+
+
+def concurrent_ingests(folders: list[Path], env: dict, *args: str) -> None:
+    """`papers ingest` of each folder at the same time; both must succeed."""
+    bin_dir = Path(sys.executable).parent
+    runs = [
+        subprocess.Popen(
+            [str(bin_dir / "papers"), "ingest", "--landing", str(folder), *args],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for folder in folders
+    ]
+    outputs = [run.communicate(timeout=600) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outputs
 
 
 @pytest.fixture

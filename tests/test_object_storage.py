@@ -19,7 +19,7 @@ import pytest
 from pipelines.core.catalog import connect
 from pipelines.core.publish import read_release_table, read_table, releases
 from pipelines.core.warehouse import WarehousePaths
-from tests.conftest import SEEDS_MTIME, abstract_for, set_mtime, write_digest
+from tests.conftest import SEEDS_MTIME, concurrent_ingests, set_mtime, two_overlapping_landings
 
 BIN = Path(sys.executable).parent
 BUCKET = "papers-warehouse"
@@ -169,34 +169,8 @@ def test_seeds_ingested_into_s3_read_back_with_polars_and_duckdb(s3_env, s3_endp
 def test_two_concurrent_ingests_into_s3_publish_consistent_releases(s3_env, seeded_s3, tmp_path):
     paths = seeded_s3
     before = releases(paths).row(-1, named=True)
-    landings = []
-    for which in ("a", "b"):
-        folder = tmp_path / f"landing-{which}"
-        for day in range(1, 6):
-            day_of_month = day if which == "a" else day + 10
-            write_digest(
-                folder,
-                f"{which}{day}.txt",
-                f"Jul {day_of_month}",  # dates no seed has
-                [
-                    (f"Paper {which}{day}", abstract_for(f"{which} {day}")),
-                    ("Shared Paper", abstract_for("shared")),
-                ],
-                SEEDS_MTIME,
-            )
-        landings.append(folder)
-    runs = [
-        subprocess.Popen(
-            [str(BIN / "papers"), "ingest", "--landing", str(folder), "--warehouse", ROOT],
-            env=s3_env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for folder in landings
-    ]
-    outputs = [run.communicate(timeout=600) for run in runs]
-    assert [run.returncode for run in runs] == [0, 0], outputs
+    landings = two_overlapping_landings(tmp_path, month="Jul")  # dates no seed has
+    concurrent_ingests(landings, s3_env, "--warehouse", ROOT)
 
     published = releases(paths)
     # gapless, in order, one row per release: no two runs took the same number

@@ -16,7 +16,13 @@ from pipelines.core.card import card_for
 from pipelines.core.publish import get_release, read_release_table, read_table, releases
 from pipelines.core.warehouse import WarehousePaths
 from pipelines.defs.inprocess import ingest
-from tests.conftest import abstract_for, set_mtime, write_digest
+from tests.conftest import (
+    abstract_for,
+    concurrent_ingests,
+    set_mtime,
+    two_overlapping_landings,
+    write_digest,
+)
 
 T0 = dt.datetime(2025, 6, 1, tzinfo=dt.UTC)
 BIN = Path(sys.executable).parent
@@ -179,36 +185,8 @@ def test_a_publish_killed_at_any_point_keeps_the_previous_release(landing, wareh
 @pytest.mark.slow
 def test_two_concurrent_ingests_give_consistent_releases(tmp_path):
     warehouse = tmp_path / "warehouse"
-    landings = []
-    for which in ("a", "b"):
-        folder = tmp_path / f"landing-{which}"
-        for day in range(1, 6):
-            name = f"{which}{day}.txt"
-            day_of_month = day if which == "a" else day + 10
-            write_digest(
-                folder,
-                name,
-                f"Mar {day_of_month}",
-                [
-                    (f"Paper {which}{day}", abstract_for(f"{which} {day}")),
-                    ("Shared Paper", abstract_for("shared")),
-                ],
-                T0,
-            )
-        landings.append(folder)
-    env = {**os.environ, "PAPERS_WAREHOUSE_DIR": str(warehouse)}
-    processes = [
-        subprocess.Popen(
-            [str(BIN / "papers"), "ingest", "--landing", str(folder)],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for folder in landings
-    ]
-    outputs = [p.communicate(timeout=300) for p in processes]
-    assert [p.returncode for p in processes] == [0, 0], outputs
+    landings = two_overlapping_landings(tmp_path)
+    concurrent_ingests(landings, {**os.environ, "PAPERS_WAREHOUSE_DIR": str(warehouse)})
     paths = WarehousePaths(warehouse)
     published = releases(paths)
     assert published["release"].to_list() == list(range(1, published.height + 1))
