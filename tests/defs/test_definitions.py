@@ -170,3 +170,19 @@ def test_lines_accounted_check_is_recorded_per_digest_partition(landing, warehou
         "a.txt",
         True,
     )
+
+
+def test_warehouse_resource_fields_take_precedence_over_the_environment(monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "from-env")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9000")
+    resource = WarehouseResource(
+        warehouse_dir="s3://bucket/papers",
+        aws_access_key_id="from-config",
+        catalog_path="/tmp/papers-catalog.duckdb",
+    )
+    paths = resource.paths
+    assert paths.remote and paths.storage_options["AWS_ACCESS_KEY_ID"] == "from-config"
+    assert paths.storage_options["AWS_ENDPOINT_URL"] == "http://127.0.0.1:9000"
+    assert str(paths.catalog) == "/tmp/papers-catalog.duckdb"
+    local = WarehouseResource(warehouse_dir="/tmp/warehouse").paths
+    assert not local.remote and local.storage_options == {}

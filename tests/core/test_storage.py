@@ -1,0 +1,48 @@
+"""Where the warehouse's files live: options from the environment, whole-file writes,
+listings, and what a URI root resolves to."""
+
+from pathlib import Path
+
+from pipelines.core.storage import Storage, s3_options
+from pipelines.core.warehouse import WarehousePaths, resolve_dirs
+
+
+def test_s3_options_come_from_the_environment_unless_given(monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9000")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "from-env")
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    options = s3_options({"AWS_ACCESS_KEY_ID": "given", "AWS_SECRET_ACCESS_KEY": None})
+    assert options["AWS_ACCESS_KEY_ID"] == "given"
+    assert options["AWS_REGION"] == "eu-west-1"
+    assert options["AWS_ALLOW_HTTP"] == "true"  # a plain-http endpoint must be allowed
+    assert "AWS_SESSION_TOKEN" not in options
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "https://s3.example.org")
+    assert "AWS_ALLOW_HTTP" not in s3_options()  # the S3-specific variable wins
+
+
+def test_local_storage_writes_whole_files_and_lists_them(tmp_path):
+    storage = Storage(str(tmp_path / "root"))
+    storage.write_bytes("cards/release-1.md", b"one")
+    storage.write_bytes("cards/release-1.md", b"two")  # replaced, not appended
+    storage.write_bytes("staging/digests/abc/quarantine.parquet", b"x")
+    assert storage.read_bytes("cards/release-1.md") == b"two"
+    assert storage.exists("cards/release-1.md") and not storage.exists("cards/release-2.md")
+    assert storage.files("") == ["cards/release-1.md", "staging/digests/abc/quarantine.parquet"]
+    assert storage.files("nothing/here") == []
+    assert not list((tmp_path / "root").rglob(".tmp-*"))  # no temporary file left behind
+
+
+def test_an_s3_root_stays_a_uri_and_its_catalog_is_local(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("PAPERS_WAREHOUSE_DIR", raising=False)
+    _, root = resolve_dirs(None, "s3://bucket/papers/")
+    assert root == "s3://bucket/papers/"
+    paths = WarehousePaths(root)
+    assert paths.remote and paths.table("papers") == "s3://bucket/papers/tables/papers"
+    assert paths.catalog.is_relative_to(tmp_path / "cache" / "papers")
+    assert WarehousePaths("s3://bucket/other").catalog != paths.catalog  # one per warehouse
+    _, local = resolve_dirs(None, "relative/folder")
+    assert Path(local).is_absolute()
+    assert WarehousePaths(local).catalog == Path(local) / "catalog.duckdb"
