@@ -64,15 +64,18 @@ def table_hash(frame: pl.DataFrame, key: list[str]) -> str:
     return digest.hexdigest()
 
 
-def read_table(paths: WarehousePaths, name: str, version: int | None = None) -> pl.DataFrame:
+def read_table(
+    paths: WarehousePaths, name: str, version: int | None = None, columns: list[str] | None = None
+) -> pl.DataFrame:
     """A Delta table at a version, read from the same Parquet files the catalog's views
     read. Not pl.read_delta (it cannot find files under a path with a space) and not
     DeltaTable.to_pyarrow_table (its threads abort the process at exit: SIGABRT)."""
     table = paths.delta(name, version)
     files = paths.data_files(table)
     if files:
-        return paths.read_files(files)
-    return pl.from_arrow(pa.schema(table.schema().to_arrow()).empty_table())
+        return paths.read_files(files, columns)
+    empty = pl.from_arrow(pa.schema(table.schema().to_arrow()).empty_table())
+    return empty.select(columns) if columns else empty
 
 
 def releases(paths: WarehousePaths, version: int | None = None) -> pl.DataFrame:
@@ -212,27 +215,38 @@ def _attempt(
 
 
 def complete_changelog(paths: WarehousePaths) -> None:
-    """Append the latest release's rows to paper_changes unless they are there. Written
-    after the release commits, so a publisher that loses the race never writes any; a
-    run killed in between leaves them to the next run. Appends never conflict."""
+    """Write the paper_changes rows of every release that changed papers and has none.
+
+    A release's rows are written after it commits, so a publisher that loses the race
+    never writes any; a run killed in between leaves them to the next run. The rows are
+    the diff of two fixed releases and replace only their own release's rows, so two runs
+    completing the same release write the same rows once."""
     if not paths.is_table("paper_changes"):  # its views need its columns, even with no rows
         _write(paths, "paper_changes", empty_frame(PaperChangeSchema), mode="append")
-    latest = latest_release(paths)
-    if latest is None or not sum(latest[f"papers_{c}"] for c in ("added", "updated", "removed")):
-        return
-    number = latest["release"]
-    if changes_of(paths, number).height:
-        return
-    before = get_release(paths, number - 1)
-    changes = diff_papers(
-        readable_papers(paths, before), read_release_table(paths, latest, "papers")
-    )
-    _write(
-        paths,
-        "paper_changes",
-        changes.select(pl.lit(number, pl.Int64).alias("release"), pl.all()),
-        mode="append",
-    )
+    published = releases(paths)
+    counts = pl.sum_horizontal(f"papers_{c}" for c in ("added", "updated", "removed"))
+    changed = published.filter(counts > 0)["release"].to_list()
+    present = set(read_table(paths, "paper_changes", columns=["release"])["release"])
+    for number in sorted(set(changed) - present):
+        release = published.filter(pl.col("release") == number).row(0, named=True)
+        before = published.filter(pl.col("release") == number - 1)
+        try:
+            after = read_release_table(paths, release, "papers")
+        except (OSError, DeltaError):
+            continue  # its files were vacuumed: nothing to diff any more
+        changes = diff_papers(
+            readable_papers(paths, before.row(0, named=True) if before.height else None), after
+        )
+        try:
+            _write(
+                paths,
+                "paper_changes",
+                changes.select(pl.lit(number, pl.Int64).alias("release"), pl.all()),
+                mode="overwrite",
+                predicate=f"release = {int(number)}",
+            )
+        except CommitFailedError:
+            pass  # another run wrote these very rows meanwhile
 
 
 def changes_of(paths: WarehousePaths, number: int) -> pl.DataFrame:
@@ -252,9 +266,17 @@ def readable_papers(paths: WarehousePaths, release: dict | None) -> pl.DataFrame
         return empty_frame(PaperSchema)
 
 
-def _write(paths: WarehousePaths, name: str, frame: pl.DataFrame, mode: str) -> int:
-    """Commit `frame` to a Delta table; returns the new version."""
-    options = _DELTA_WRITE_OPTIONS if mode == "overwrite" else {"schema_mode": "merge"}
+def _write(
+    paths: WarehousePaths, name: str, frame: pl.DataFrame, mode: str, predicate: str | None = None
+) -> int:
+    """Commit `frame` to a Delta table; returns the new version. With a predicate, only
+    the rows it matches are replaced."""
+    if predicate:
+        options = {"predicate": predicate}
+    elif mode == "overwrite":
+        options = _DELTA_WRITE_OPTIONS
+    else:  # appended rows may carry columns that older rows lack
+        options = {"schema_mode": "merge"}
     frame.write_delta(
         paths.table(name),
         mode=mode,

@@ -136,7 +136,9 @@ class Storage:
         return _S3Wrapper(self.fs) if self.remote else None
 
 
-def read_parquet_uris(uris: list[str], options: dict[str, str]) -> pl.DataFrame:
+def read_parquet_uris(
+    uris: list[str], options: dict[str, str], columns: list[str] | None = None
+) -> pl.DataFrame:
     if uris and is_remote(uris[0]):
-        return pl.read_parquet(uris, storage_options=options)
-    return pl.read_parquet(uris)
+        return pl.read_parquet(uris, columns=columns, storage_options=options)
+    return pl.read_parquet(uris, columns=columns)

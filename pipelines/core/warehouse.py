@@ -81,8 +81,8 @@ class WarehousePaths:
         uris = table.file_uris()
         return uris if self.remote else [unquote(u.removeprefix("file://")) for u in uris]
 
-    def read_files(self, files: list[str]) -> pl.DataFrame:
-        return read_parquet_uris(files, self.storage_options)
+    def read_files(self, files: list[str], columns: list[str] | None = None) -> pl.DataFrame:
+        return read_parquet_uris(files, self.storage_options, columns)
 
     @property
     def staging(self):

@@ -7,7 +7,13 @@ import polars as pl
 
 from pipelines.core.build import Previous, build_tables
 from pipelines.core.parsing import parse_digest
-from pipelines.core.publish import publish_release, read_table, releases
+from pipelines.core.publish import (
+    _attempt,
+    complete_changelog,
+    publish_release,
+    read_table,
+    releases,
+)
 from pipelines.core.staging import stage_digest
 from pipelines.core.warehouse import WarehousePaths
 from tests.conftest import abstract_for, digest_text
@@ -69,3 +75,18 @@ def test_nothing_changed_publishes_nothing_and_writes_no_changelog(tmp_path):
     assert publish_release(paths, tables_for(1, 2)) is None
     assert releases(paths)["release"].to_list() == [1]
     assert read_table(paths, "paper_changes")["release"].to_list() == [1, 1]
+
+
+def test_releases_committed_without_their_changelog_get_it_from_the_next_run(tmp_path):
+    paths = WarehousePaths(tmp_path / "warehouse")
+    # Two commits whose runs died before writing their changelogs (as after a SIGKILL).
+    assert _attempt(paths, tables_for(1), None, None, False)["release"] == 1
+    assert _attempt(paths, tables_for(1, 2), paths.delta("releases"), None, False)["release"] == 2
+    assert not paths.is_table("paper_changes")
+    complete_changelog(paths)
+    complete_changelog(paths)  # twice: the same rows, once
+    changes = read_table(paths, "paper_changes").sort("release")
+    assert changes.select("release", "change", "title").rows() == [
+        (1, "added", "Paper 1"),
+        (2, "added", "Paper 2"),
+    ]
