@@ -28,8 +28,10 @@ def resolve_dirs(landing: str | os.PathLike | None, warehouse: str | os.PathLike
 
 
 def default_catalog(root: str) -> Path:
-    """The catalog is a local file: in the warehouse folder, or for a warehouse on object
-    storage, in the user's cache (one per warehouse URI)."""
+    """The catalog is a local file: PAPERS_CATALOG_PATH, else in the warehouse folder, or
+    for a warehouse on object storage in the user's cache (one per warehouse URI)."""
+    if os.environ.get("PAPERS_CATALOG_PATH"):
+        return Path(os.environ["PAPERS_CATALOG_PATH"]).absolute()
     if not is_remote(root):
         return Path(root) / "catalog.duckdb"
     name = hashlib.sha256(root.rstrip("/").encode()).hexdigest()[:16]

@@ -1,7 +1,6 @@
 """Resources: where the warehouse lives, and an IO manager for Polars frames."""
 
 import json
-import os
 from pathlib import Path
 
 import dagster as dg
@@ -51,7 +50,7 @@ class WarehouseResource(dg.ConfigurableResource):
         return WarehousePaths(
             root,
             s3_options(options) if is_remote(root) else {},
-            self.catalog_path or os.environ.get("PAPERS_CATALOG_PATH") or None,
+            self.catalog_path,
         )
 
     @property

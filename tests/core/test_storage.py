@@ -37,6 +37,7 @@ def test_local_storage_writes_whole_files_and_lists_them(tmp_path):
 def test_an_s3_root_stays_a_uri_and_its_catalog_is_local(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.delenv("PAPERS_WAREHOUSE_DIR", raising=False)
+    monkeypatch.delenv("PAPERS_CATALOG_PATH", raising=False)
     _, root = resolve_dirs(None, "s3://bucket/papers/")
     assert root == "s3://bucket/papers/"
     paths = WarehousePaths(root)
@@ -46,3 +47,5 @@ def test_an_s3_root_stays_a_uri_and_its_catalog_is_local(tmp_path, monkeypatch):
     _, local = resolve_dirs(None, "relative/folder")
     assert Path(local).is_absolute()
     assert WarehousePaths(local).catalog == Path(local) / "catalog.duckdb"
+    monkeypatch.setenv("PAPERS_CATALOG_PATH", str(tmp_path / "mine.duckdb"))
+    assert paths.catalog == WarehousePaths(local).catalog == tmp_path / "mine.duckdb"
