@@ -8,7 +8,6 @@ so a reader never sees half of one.
 
 from __future__ import annotations
 
-import io
 import os
 import uuid
 from functools import cached_property
@@ -96,17 +95,24 @@ class Storage:
             return stream.read()
 
     def write_bytes(self, relative: str, data: bytes) -> None:
+        self._write(relative, lambda stream: stream.write(data))
+
+    def write_parquet(self, frame: pl.DataFrame, relative: str) -> None:
+        self._write(relative, frame.write_parquet)  # streamed: no second copy in memory
+
+    def _write(self, relative: str, write) -> None:
+        """`write(stream)` into the file, which appears whole or not at all."""
         path = self._path(relative)
-        if self.remote:  # one PUT: the object appears whole or not at all
+        if self.remote:  # one PUT at close: the object appears whole or not at all
             with self.fs.open_output_stream(path) as stream:
-                stream.write(data)
+                write(stream)
             return
         parent = path.rsplit("/", 1)[0]
         self.fs.create_dir(parent, recursive=True)
         tmp = f"{parent}/.tmp-{uuid.uuid4().hex}"
         try:
             with self.fs.open_output_stream(tmp) as stream:
-                stream.write(data)
+                write(stream)
             self.fs.move(tmp, path)  # a rename: atomic on one filesystem
         finally:
             if self.fs.get_file_info(tmp).type != pafs.FileType.NotFound:
@@ -121,11 +127,6 @@ class Storage:
             for info in self.fs.get_file_info(selector)
             if info.type == pafs.FileType.File
         )
-
-    def write_parquet(self, frame: pl.DataFrame, relative: str) -> None:
-        buffer = io.BytesIO()
-        frame.write_parquet(buffer)
-        self.write_bytes(relative, buffer.getvalue())
 
     def read_parquet(self, relatives: list[str]) -> pl.DataFrame:
         return read_parquet_uris([self.uri(r) for r in relatives], self.options)

@@ -66,7 +66,7 @@ def ingest(
         }
     else:  # nothing to parse: rebuild and publish what is staged, refresh the catalog
         selection = selection - dg.AssetSelection.assets(digest_entries)
-    dg.materialize(  # raises when the run fails
+    result = dg.materialize(  # raises when the run fails
         defs.assets,
         selection=selection,
         resources=defs.resources,
@@ -74,9 +74,11 @@ def ingest(
         tags=tags,
         run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
     )
-    after = latest_release(paths)
-    published = after is not None and (before is None or after["release"] != before["release"])
-    return IngestOutcome(len(files), after, published, skipped)
+    # Whether this run published, as its release step says: a concurrent run may have
+    # published the very same release meanwhile.
+    [event] = result.asset_materializations_for_node("release")
+    published = bool(event.metadata["published"].value)
+    return IngestOutcome(len(files), latest_release(paths), published, skipped)
 
 
 def _up_to_date(paths: WarehousePaths, staging: StagingArea, release: dict) -> bool:
