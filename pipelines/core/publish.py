@@ -142,18 +142,20 @@ def publish_release(
         if rebuild_if_stale is not None:
             tables = rebuild_if_stale(tables)
         try:
-            row = _attempt(paths, tables, snapshot, now, force)
+            committed = _attempt(paths, tables, snapshot, now, force)
         except DeltaError as error:
             if isinstance(error, CommitFailedError) or (
                 snapshot is None and paths.is_table("releases")
             ):
                 continue  # another run committed first: start over from its release
             raise
-        if row is not None:
-            fault_point("release_row_written")
-            complete_changelog(paths)
-            write_card(paths, row, tables["digests"], changes_of(paths, row["release"]))
-            refresh_catalog(paths)
+        if committed is None:
+            return None
+        row, changes = committed
+        fault_point("release_row_written")
+        _record_changes(paths, row["release"], changes)
+        write_card(paths, row, tables["digests"], changes)
+        refresh_catalog(paths)
         return row
     raise PublishConflict(
         f"other runs published first {MAX_PUBLISH_ATTEMPTS} times in a row; run again"
@@ -166,9 +168,10 @@ def _attempt(
     snapshot: DeltaTable | None,
     now: dt.datetime | None,
     force: bool,
-) -> dict | None:
-    """Write the tables and commit the release row on top of `snapshot`; raises a
-    DeltaError when another run committed first."""
+) -> tuple[dict, pl.DataFrame] | None:
+    """Write the tables and commit the release row on top of `snapshot`; returns the row
+    and the release's changes to papers (None when nothing changed). Raises a DeltaError
+    when another run committed first."""
     published = releases(paths, snapshot.version()) if snapshot else empty_frame(ReleaseSchema)
     previous = published.row(-1, named=True) if published.height else None
     hashes = {name: table_hash(tables[name], TABLE_KEYS[name]) for name in PUBLISHED_TABLES}
@@ -193,7 +196,8 @@ def _attempt(
         row[f"{name}_version"] = version
         row[f"{name}_rows"] = frame.height
         row[f"{name}_hash"] = hashes[name]
-    row.update(count_changes(diff_papers(readable_papers(paths, previous), tables["papers"])))
+    changes = diff_papers(readable_papers(paths, previous), tables["papers"])
+    row.update(count_changes(changes))
     row["paper_changes_version"] = (
         paths.delta("paper_changes").version() if paths.is_table("paper_changes") else 0
     )
@@ -211,7 +215,7 @@ def _attempt(
             "commit_properties": CommitProperties(max_commit_retries=0),
         },
     )
-    return row
+    return row, changes
 
 
 def complete_changelog(paths: WarehousePaths) -> None:
@@ -237,16 +241,21 @@ def complete_changelog(paths: WarehousePaths) -> None:
         changes = diff_papers(
             readable_papers(paths, before.row(0, named=True) if before.height else None), after
         )
-        try:
-            _write(
-                paths,
-                "paper_changes",
-                changes.select(pl.lit(number, pl.Int64).alias("release"), pl.all()),
-                mode="overwrite",
-                predicate=f"release = {int(number)}",
-            )
-        except CommitFailedError:
-            pass  # another run wrote these very rows meanwhile
+        _record_changes(paths, number, changes)
+
+
+def _record_changes(paths: WarehousePaths, number: int, changes: pl.DataFrame) -> None:
+    """Replace release `number`'s rows of paper_changes with `changes`."""
+    try:
+        _write(
+            paths,
+            "paper_changes",
+            changes.select(pl.lit(number, pl.Int64).alias("release"), pl.all()),
+            mode="overwrite",
+            predicate=f"release = {int(number)}",
+        )
+    except CommitFailedError:
+        pass  # another run wrote these very rows meanwhile (the diff of two fixed releases)
 
 
 def changes_of(paths: WarehousePaths, number: int) -> pl.DataFrame:

@@ -80,8 +80,10 @@ def test_nothing_changed_publishes_nothing_and_writes_no_changelog(tmp_path):
 def test_releases_committed_without_their_changelog_get_it_from_the_next_run(tmp_path):
     paths = WarehousePaths(tmp_path / "warehouse")
     # Two commits whose runs died before writing their changelogs (as after a SIGKILL).
-    assert _attempt(paths, tables_for(1), None, None, False)["release"] == 1
-    assert _attempt(paths, tables_for(1, 2), paths.delta("releases"), None, False)["release"] == 2
+    row, _ = _attempt(paths, tables_for(1), None, None, False)
+    assert row["release"] == 1
+    row, _ = _attempt(paths, tables_for(1, 2), paths.delta("releases"), None, False)
+    assert row["release"] == 2
     assert not paths.is_table("paper_changes")
     complete_changelog(paths)
     complete_changelog(paths)  # twice: the same rows, once
