@@ -160,7 +160,7 @@ class StagingArea:
     digest written whole, on the warehouse's storage (a local folder or S3)."""
 
     FILES = ("digest", "entries", "quarantine")
-    MARKER = "quarantine.parquet"  # written last: a digest without it is not staged
+    MARKER = FILES[-1]  # written last: a digest without it is not staged
 
     def __init__(self, storage: Storage, prefix: str = "staging"):
         self.storage = storage
@@ -170,14 +170,14 @@ class StagingArea:
         return f"{self.prefix}/digests/{digest_id}/{name}.parquet"
 
     def has(self, digest_id: str) -> bool:
-        return self.storage.exists(f"{self.prefix}/digests/{digest_id}/{self.MARKER}")
+        return self.storage.exists(self._file(digest_id, self.MARKER))
 
     def digest_ids(self) -> list[str]:
         """One listing of the staging folder (one paged request on S3, not one per digest)."""
         return sorted(
             path.split("/")[0]
             for path in self.storage.files(f"{self.prefix}/digests")
-            if path.count("/") == 1 and path.endswith(f"/{self.MARKER}")
+            if path.count("/") == 1 and path.endswith(f"/{self.MARKER}.parquet")
         )
 
     @property

@@ -84,11 +84,10 @@ class Storage:
         return self.uri(relative).removeprefix("s3://")
 
     def exists(self, relative: str) -> bool:
-        return self.fs.get_file_info(self._path(relative)).type != pafs.FileType.NotFound
+        return self.uri_exists(self.uri(relative))
 
     def uri_exists(self, uri: str) -> bool:
-        path = uri.removeprefix("s3://")
-        return self.fs.get_file_info(path).type != pafs.FileType.NotFound
+        return self.fs.get_file_info(uri.removeprefix("s3://")).type != pafs.FileType.NotFound
 
     def read_bytes(self, relative: str) -> bytes:
         with self.fs.open_input_stream(self._path(relative)) as stream:
