@@ -14,6 +14,10 @@ from pipelines.defs.resources import Progress, WarehouseResource
 from schemas.tables import EntrySchema
 
 digest_partitions = dg.DynamicPartitionsDefinition(name="digests")
+# A backfill is split into runs of at most this many digests: Dagster records a
+# partitioned check's planned evaluation once per partition, each copy listing every
+# partition of the run, so one run of 10,000 digests would hold 10,000² keys in memory.
+MAX_DIGESTS_PER_RUN = 1000
 
 _RETRY_TRANSIENT_IO = dg.RetryPolicy(max_retries=2, delay=1, backoff=dg.Backoff.EXPONENTIAL)
 # Outputs passed between the parsing steps: small JSON files on the warehouse's storage,
@@ -144,7 +148,7 @@ def report_parsed_digests(
 
 @dg.graph_asset(
     partitions_def=digest_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
+    backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=MAX_DIGESTS_PER_RUN),
     group_name="ingestion",
     kinds={"polars", "pandera"},
     owners=["team:data-engineering"],

@@ -4,10 +4,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
+from dagster._core.instance import InstanceType
+from dagster._core.launcher.sync_in_memory_run_launcher import SyncInMemoryRunLauncher
+from dagster._core.run_coordinator import DefaultRunCoordinator
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+from dagster._core.storage.event_log import InMemoryEventLogStorage
+from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable
+from dagster._core.storage.noop_compute_log_manager import NoOpComputeLogManager
+from dagster._core.storage.root import TemporaryLocalArtifactStorage
+from dagster._core.storage.runs import InMemoryRunStorage
 from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
 )
+from dagster._serdes import serialize_value
 
 from pipelines.core.build import built_from
 from pipelines.core.catalog import ReleaseSources, catalog_release
@@ -17,7 +27,12 @@ from pipelines.core.staging import StagingArea
 from pipelines.core.warehouse import WarehousePaths
 from pipelines.definitions import build_definitions
 from pipelines.defs.automation import INGEST_ASSETS
-from pipelines.defs.ingestion import digest_entries, digest_partitions
+from pipelines.defs.ingestion import (
+    MAX_DIGESTS_PER_RUN,
+    batches_of,
+    digest_entries,
+    digest_partitions,
+)
 from pipelines.defs.resources import Progress, WarehouseResource
 
 
@@ -37,8 +52,9 @@ def ingest(
     log_level: str = "DEBUG",
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
 ) -> IngestOutcome:
-    """Register one partition per landed file and materialize the whole graph in one run
-    (a single-run backfill over all digests; already-staged bytes are not parsed again)."""
+    """Register one partition per landed file and materialize the graph: one run over the
+    new digests (runs of MAX_DIGESTS_PER_RUN digests for a bigger backfill, the last of
+    them building and publishing the tables). Already-staged bytes are not parsed again."""
     files, skipped = scan_landing(landing)
     resource = WarehouseResource(
         landing_dir=str(landing), warehouse_dir=str(warehouse), max_file_bytes=max_file_bytes
@@ -51,34 +67,89 @@ def ingest(
     if not keys and before is not None and _up_to_date(paths, staging, before):
         return IngestOutcome(len(files), before, False, skipped)  # nothing new: no run at all
     defs = build_definitions(resource, progress)
-    instance = instance or dg.DagsterInstance.ephemeral()
+    instance = instance or ephemeral_instance()
     known = set(instance.get_dynamic_partitions(digest_partitions.name))
     instance.add_dynamic_partitions(digest_partitions.name, [k for k in keys if k not in known])
-    tags, selection = {}, dg.AssetSelection.assets(*INGEST_ASSETS)
-    if keys:  # one run over the range that holds the new keys (a single-run backfill)
-        wanted = set(keys)
-        ordered = [
-            k for k in instance.get_dynamic_partitions(digest_partitions.name) if k in wanted
-        ]
-        tags = {
-            ASSET_PARTITION_RANGE_START_TAG: ordered[0],
-            ASSET_PARTITION_RANGE_END_TAG: ordered[-1],
-        }
-    else:  # nothing to parse: rebuild and publish what is staged, refresh the catalog
-        selection = selection - dg.AssetSelection.assets(digest_entries)
-    result = dg.materialize(  # raises when the run fails
-        defs.assets,
-        selection=selection,
-        resources=defs.resources,
-        instance=instance,
-        tags=tags,
-        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
-    )
+    wanted = set(keys)
+    ordered = [k for k in instance.get_dynamic_partitions(digest_partitions.name) if k in wanted]
+    everything = dg.AssetSelection.assets(*INGEST_ASSETS)
+    # Each run covers the range that holds its new keys (a backfill run); with nothing to
+    # parse, one run rebuilds and publishes what is staged and refreshes the catalog.
+    runs = [
+        (_range_tags(batch), dg.AssetSelection.assets(digest_entries))
+        for batch in batches_of(ordered, MAX_DIGESTS_PER_RUN)
+    ]
+    if runs:
+        runs[-1] = (runs[-1][0], everything)
+    else:
+        runs = [({}, everything - dg.AssetSelection.assets(digest_entries))]
+    for tags, selection in runs:
+        result = dg.materialize(  # raises when the run fails
+            defs.assets,
+            selection=selection,
+            resources=defs.resources,
+            instance=instance,
+            tags=tags,
+            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+        )
     # Whether this run published, as its release step says: a concurrent run may have
     # published the very same release meanwhile.
     [event] = result.asset_materializations_for_node("release")
     published = bool(event.metadata["published"].value)
     return IngestOutcome(len(files), latest_release(paths), published, skipped)
+
+
+def _range_tags(keys: list[str]) -> dict[str, str]:
+    return {ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-1]}
+
+
+class _RunOnlyEventLog(InMemoryEventLogStorage):
+    """The event log of an instance that lives for one command: a run over many partitions
+    records one planned materialization for them all (Dagster's option, also set by
+    DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS) instead of one per partition, which
+    cost 5 ms each."""
+
+    @property
+    def supports_partition_subset_in_asset_materialization_planned_events(self) -> bool:
+        return True
+
+    def _store_asset_check_evaluation_planned(self, event, event_id) -> None:
+        """One row per partition, as Dagster stores it, but the event (which lists every
+        partition of the run) serialized once rather than once per row: 1.8 s for 1,000."""
+        planned = event.dagster_event.event_specific_data
+        subset = planned.partitions_subset
+        serialized = serialize_value(event)
+        with self.index_connection() as conn:
+            conn.execute(
+                AssetCheckExecutionsTable.insert().values(
+                    [
+                        {
+                            "asset_key": planned.asset_key.to_string(),
+                            "check_name": planned.check_name,
+                            "partition": key,
+                            "run_id": event.run_id,
+                            "execution_status": AssetCheckExecutionRecordStatus.PLANNED.value,
+                            "evaluation_event": serialized,
+                            "evaluation_event_timestamp": self._event_insert_timestamp(event),
+                            "evaluation_event_storage_id": event_id,
+                        }
+                        for key in (subset.get_partition_keys() if subset else [None])
+                    ]
+                )
+            )
+
+
+def ephemeral_instance() -> dg.DagsterInstance:
+    """`DagsterInstance.ephemeral()`, with the event log above."""
+    return dg.DagsterInstance(
+        instance_type=InstanceType.EPHEMERAL,
+        local_artifact_storage=TemporaryLocalArtifactStorage(),
+        run_storage=InMemoryRunStorage(),
+        event_storage=_RunOnlyEventLog(),
+        compute_log_manager=NoOpComputeLogManager(),
+        run_coordinator=DefaultRunCoordinator(),
+        run_launcher=SyncInMemoryRunLauncher(),
+    )
 
 
 def _up_to_date(paths: WarehousePaths, staging: StagingArea, release: dict) -> bool:

@@ -8,6 +8,7 @@ import pytest
 import pipelines.core.landing as landing_module
 from pipelines.core.warehouse import WarehousePaths
 from pipelines.definitions import defs
+from pipelines.defs import inprocess
 from pipelines.defs.ingestion import (
     STEP_IO_MANAGER,
     batches_of,
@@ -16,7 +17,7 @@ from pipelines.defs.ingestion import (
     parse_digest_batch,
     parse_report,
 )
-from pipelines.defs.inprocess import ingest
+from pipelines.defs.inprocess import ephemeral_instance, ingest
 from pipelines.defs.resources import Progress, StepOutputIOManager, WarehouseResource
 from tests.conftest import abstract_for, write_digest
 
@@ -114,6 +115,46 @@ def test_graph_materializes_with_a_persistent_instance(landing, warehouse, tmp_p
             [dg.AssetCheckKey(dg.AssetKey("release"), "nothing_lost")]
         )
         assert check
+
+
+def test_a_big_backfill_runs_in_runs_of_bounded_size(landing, warehouse, monkeypatch):
+    for day in range(1, 6):
+        write_digest(
+            landing, f"d{day}.txt", f"Mar {day}", [(f"Paper {day}", abstract_for(f"t{day}"))], T0
+        )
+    monkeypatch.setattr(inprocess, "MAX_DIGESTS_PER_RUN", 2)
+    instance = ephemeral_instance()
+    outcome = ingest(landing, warehouse, instance=instance)
+    runs = instance.get_runs()[::-1]  # oldest first
+    # Each run records one planned materialization per asset, for its whole range.
+    planned = [
+        {
+            r.event_log_entry.dagster_event.asset_key: r.event_log_entry.dagster_event
+            for r in instance.get_records_for_run(
+                run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED
+            ).records
+        }
+        for run in runs
+    ]
+    assert [set(p) for p in planned[:2]] == [{digest_entries.key}] * 2
+    assert {dg.AssetKey("release"), digest_entries.key} <= set(planned[2])
+    ranges = [
+        sorted(p[digest_entries.key].event_specific_data.partitions_subset.get_partition_keys())
+        for p in planned
+    ]
+    assert ranges == [["d1.txt", "d2.txt"], ["d3.txt", "d4.txt"], ["d5.txt"]]
+    # The three runs staged every digest; only the last built and published the tables.
+    assert outcome.published and outcome.release["release"] == 1
+    assert outcome.release["digests_rows"] == 5 and outcome.release["papers_rows"] == 5
+    # The partitioned check is planned once per partition, as in any Dagster instance (the
+    # event listing the run's partitions is serialized once here), and evaluated per run.
+    history = instance.event_log_storage.get_asset_check_execution_history(
+        dg.AssetCheckKey(digest_entries.key, "lines_accounted"), limit=20
+    )
+    assert sorted(r.partition for r in history if r.partition) == [f"d{d}.txt" for d in range(1, 6)]
+    assert sorted(r.run_id for r in history if r.partition is None) == sorted(
+        run.run_id for run in runs
+    )
 
 
 def test_transient_io_errors_are_retried(landing, warehouse, monkeypatch):
