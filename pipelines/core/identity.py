@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import polars as pl
 from rapidfuzz import fuzz
 
-from pipelines.core.text import abstract_key_expr, title_key_expr
+from pipelines.core.text import SPACING, abstract_key_expr, title_key_expr
 from schemas.tables import MATCH_REASONS
 
 # Similarity (RapidFuzz ratio, 0-100) from which two abstracts are one paper's: revisions
@@ -146,13 +146,19 @@ def assign_paper_ids(entries: pl.DataFrame, published: pl.DataFrame | None = Non
     index = _index_of_candidates(known, pairs)
     taken = set(known["paper_id"].unique())
     ids: list[str] = []
-    for title_key, abstract_key, sentences in pairs.iter_rows():
-        paper_id = index.match(title_key, abstract_key, sentences)
+    for title_key, abstract_key, sentences, alone in pairs.with_columns(
+        alone=_alone(pairs, index)
+    ).iter_rows():
+        # A pair sharing nothing with any other can only be a new paper, and no later
+        # pair can find it: it needs neither the matcher nor the index.
+        paper_id = None if alone else index.match(title_key, abstract_key, sentences)
         if paper_id is None:
             paper_id = mint_paper_id(title_key, abstract_key)
-            while paper_id in index.papers or paper_id in taken:  # 60 bits: astronomically rare
+            while paper_id in taken:  # 60 bits: astronomically rare
                 paper_id = mint_paper_id(title_key, abstract_key + paper_id)
-        index.add(paper_id, title_key, abstract_key, sentences)
+            taken.add(paper_id)
+        if not alone:
+            index.add(paper_id, title_key, abstract_key, sentences)
         ids.append(paper_id)
     matched = pairs.select("title_key", "abstract_key", new_id=pl.Series(ids, dtype=pl.String))
     new_ids = new.join(matched, on=["title_key", "abstract_key"], how="left").select(
@@ -195,9 +201,37 @@ def _sentences_expr(abstract: str) -> pl.Expr:
     return (
         pl.col(abstract)
         .str.to_lowercase()
-        .str.replace_all(r"\s+", " ")
+        .str.replace_all(SPACING, " ")
         .str.split(". ")
         .list.eval(pl.element().filter(pl.element().str.len_chars() >= 30).hash(seed=0))
+    )
+
+
+def _alone(pairs: pl.DataFrame, index: PaperIndex) -> pl.Series:
+    """Whether each (title_key, abstract_key, sentences) pair shares its folded title and
+    every sentence with no other pair and no indexed paper: then nothing can match it."""
+    row = pl.int_range(pl.len(), dtype=pl.UInt32)
+    sentences = (
+        pairs.select(row=row, sentence="sentences")
+        .explode("sentence")
+        .drop_nulls()
+        .unique()
+        .with_columns(
+            shared=(pl.len().over("sentence") > 1)
+            | pl.col("sentence").is_in(list(index.by_sentence) + list(index.boilerplate))
+        )
+        .group_by("row")
+        .agg(pl.col("shared").any())
+    )
+    return (
+        pairs.select(
+            row=row,
+            title_shared=(pl.len().over("title_key") > 1)
+            | pl.col("title_key").is_in(list(index.by_title)),
+        )
+        .join(sentences, on="row", how="left", maintain_order="left")
+        .select(~pl.col("title_shared") & ~pl.col("shared").fill_null(False))
+        .to_series()
     )
 
 

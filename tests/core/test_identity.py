@@ -153,3 +153,36 @@ def test_a_new_variant_finds_its_published_paper_through_the_indexes():
         "first_seen",
         "first_seen",
     ]
+
+
+def test_pairs_that_share_nothing_skip_the_matcher_without_changing_any_id(monkeypatch):
+    import pipelines.core.identity as identity
+
+    rows = [
+        (D1, "Sparse Attention Transformers", LONG),
+        (D2, "Sparse Attention Transformers", LONG),  # a repeat: shares its title
+        (D2, "Sparse Atention Transformers", LONG.replace("several", "five")),  # a variant
+        (D1, "Birds Migrate By The Stars", abstract_for("bird migration")),  # alone
+        (D3, "Geese Navigation", abstract_for("goose navigation")),  # alone
+    ]
+    pairs = (
+        assign_paper_ids(entries(*rows))
+        .with_columns(
+            abstract_key=identity.abstract_key_expr("abstract"),
+            sentences=identity._sentences_expr("abstract"),
+        )
+        .unique(["title_key", "abstract_key"], maintain_order=True)
+    )
+    alone = identity._alone(
+        pairs.select("title_key", "abstract_key", "sentences"), identity.PaperIndex()
+    )
+    assert dict(zip(pairs["title"], alone, strict=True)) == {
+        "Sparse Attention Transformers": False,
+        "Birds Migrate By The Stars": True,
+        "Sparse Atention Transformers": False,
+        "Geese Navigation": True,
+    }
+    fast = assign_paper_ids(entries(*rows))
+    monkeypatch.setattr(identity, "_alone", lambda pairs, index: pl.repeat(False, pairs.height))
+    assert fast.equals(assign_paper_ids(entries(*rows)))
+    assert fast["paper_id"].n_unique() == 3
