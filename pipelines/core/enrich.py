@@ -149,25 +149,47 @@ def _keyphrases(texts: pl.DataFrame, top: int) -> pl.DataFrame:
         texts.lazy()
         # The final " ." ends the last phrase of each text before the next text begins.
         .select(
-            "paper_id", token=(pl.col("text") + " .").str.to_lowercase().str.extract_all(_TOKEN)
+            doc=pl.int_range(pl.len(), dtype=pl.UInt32),
+            token=(pl.col("text") + " .").str.to_lowercase().str.extract_all(_TOKEN),
         )
         .explode("token")
         .drop_nulls("token")
     )
     breaks = ~pl.col("token").str.contains(r"^[a-z][a-z0-9+-]") | pl.col("token").is_in(_STOPWORDS)
-    # Tokens stay in text order, so one running count numbers the phrases of every paper.
+    # Tokens stay in text order, so one running count numbers the phrases of every paper,
+    # and the words of a phrase are consecutive rows.
     words = (
         tokens.with_columns(phrase=breaks.cum_sum(), is_word=~breaks)
         .filter("is_word")
         .with_columns(n=pl.len().over("phrase"))
         .filter(pl.col("n") <= 3)
+        .with_columns(freq=pl.len().over("doc", "token"))
     )
-    words = words.with_columns(freq=pl.len().over("paper_id", "token"))
+
+    def following(column: str, k: int) -> pl.Expr:  # the phrase's (k+1)-th word's value
+        return pl.col(column).shift(-k)
+
+    # Each phrase from its first row and the one or two rows after it (no group-by).
     candidates = (
-        words.group_by("paper_id", "phrase")
-        .agg(text=pl.col("token").str.join(" "), n=pl.len(), freq=pl.col("freq").mean())
-        .with_columns(in_title=pl.col("phrase") <= pl.col("phrase").min().over("paper_id") + 3)
-        .group_by("paper_id", "text")
+        words.with_columns(
+            first=pl.col("phrase") != pl.col("phrase").shift(1).fill_null(-1),
+            text=pl.when(pl.col("n") == 1)
+            .then(pl.col("token"))
+            .when(pl.col("n") == 2)
+            .then(pl.concat_str("token", following("token", 1), separator=" "))
+            .otherwise(
+                pl.concat_str("token", following("token", 1), following("token", 2), separator=" ")
+            ),
+            freq=(
+                pl.col("freq")
+                + pl.when(pl.col("n") >= 2).then(following("freq", 1)).otherwise(0)
+                + pl.when(pl.col("n") >= 3).then(following("freq", 2)).otherwise(0)
+            )
+            / pl.col("n"),
+        )
+        .filter("first")
+        .with_columns(in_title=pl.col("phrase") <= pl.col("phrase").min().over("doc") + 3)
+        .group_by("doc", "text")
         .agg(
             pl.col("freq").first(),
             pl.col("n").first(),
@@ -177,13 +199,14 @@ def _keyphrases(texts: pl.DataFrame, top: int) -> pl.DataFrame:
     )
     multiword = pl.when(pl.col("n") > 1).then(2.0).otherwise(1.0)
     title = pl.when(pl.col("in_title")).then(2.0).otherwise(1.0)
-    return (
+    best = (
         candidates.with_columns(score=pl.col("freq") * pl.col("times") * multiword * title)
-        .sort(["paper_id", "score", "text"], descending=[False, True, False])
-        .group_by("paper_id", maintain_order=True)
+        .sort(["doc", "score", "text"], descending=[False, True, False])
+        .group_by("doc", maintain_order=True)
         .agg(keyphrases=pl.col("text").head(top))
-        .collect()
     )
+    ids = texts.lazy().select("paper_id", doc=pl.int_range(pl.len(), dtype=pl.UInt32))
+    return ids.join(best, on="doc", how="inner").select("paper_id", "keyphrases").collect()
 
 
 # Bump when a rule above changes: published rows of an older version are recomputed.
@@ -223,13 +246,21 @@ def enrich_papers(papers: pl.DataFrame, previous: pl.DataFrame | None = None) ->
 
 
 def _enrich(papers: pl.DataFrame) -> pl.DataFrame:
-    papers = papers.with_columns(abstract=clean_abstract_expr("abstract_raw"))
-    papers = papers.with_columns(links=links_expr(), topics=topics_expr()).with_columns(
-        github_repo=github_repo_expr(pl.col("links")),
-        has_code=pl.col("links").list.eval(pl.element().struct.field("kind") == "code").list.any(),
-        acronym=acronym_expr(),
-        n_words=pl.col("abstract").str.count_matches(r"\S+").cast(pl.Int32),
-        enrichment_version=pl.lit(ENRICHMENT_VERSION, pl.Int32),
+    # Lazily, so that Polars computes the lower-cased texts the topic rules share once.
+    papers = (
+        papers.lazy()
+        .with_columns(abstract=clean_abstract_expr("abstract_raw"))
+        .with_columns(links=links_expr(), topics=topics_expr())
+        .with_columns(
+            github_repo=github_repo_expr(pl.col("links")),
+            has_code=pl.col("links")
+            .list.eval(pl.element().struct.field("kind") == "code")
+            .list.any(),
+            acronym=acronym_expr(),
+            n_words=pl.col("abstract").str.count_matches(r"\S+").cast(pl.Int32),
+            enrichment_version=pl.lit(ENRICHMENT_VERSION, pl.Int32),
+        )
+        .collect()
     )
     texts = papers.select("paper_id", text=pl.format("{}. {}", "title", "abstract"))
     papers = papers.join(keyphrases(texts), on="paper_id", how="left", maintain_order="left")
