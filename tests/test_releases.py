@@ -218,3 +218,33 @@ def test_same_files_in_any_landing_order_give_the_same_content_hash(seeds_dir, t
             ingest(landing, warehouse)
         hashes.append(releases(WarehousePaths(warehouse))["content_hash"][-1])
     assert hashes[0] == hashes[1]
+
+
+def test_a_new_digest_updates_related_papers_with_the_vocabulary_of_the_last_release(
+    landing, warehouse
+):
+    from pipelines.core.related import Vocabulary, related_papers
+    from pipelines.core.synthetic import generate_digests
+
+    *history, (last_name, last_text) = generate_digests(16, seed=3)
+    for name, text in history:
+        (landing / name).write_text(text, encoding="utf-8")
+    ingest(landing, warehouse)
+    (landing / last_name).write_text(last_text, encoding="utf-8")
+    ingest(landing, warehouse)
+
+    paths = WarehousePaths(str(warehouse))
+    first, second = releases(paths).rows(named=True)
+    assert first["papers_rows"] < second["papers_rows"] <= 1.1 * first["papers_rows"]
+    vocabulary = {
+        n: Vocabulary.from_frame(paths.staging.vocabulary(release["related_papers_hash"]))
+        for n, release in ((1, first), (2, second))
+    }
+    # Within a tenth more papers, release 2 reused release 1's word weights...
+    assert vocabulary[1].n_papers == vocabulary[2].n_papers == first["papers_rows"]
+    assert vocabulary[2].words.equals(vocabulary[1].words)
+    # ...and its related papers are exactly those a full computation with them gives.
+    papers = read_release_table(paths, second, "papers")
+    published = read_release_table(paths, second, "related_papers")
+    assert published.equals(related_papers(papers, vocabulary=vocabulary[1]))
+    assert published.height == 10 * second["papers_rows"]

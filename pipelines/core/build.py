@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import polars as pl
 
 from pipelines.core.enrich import enrich_papers
+from pipelines.core.hashing import table_hash
 from pipelines.core.identity import assign_paper_ids
-from pipelines.core.related import related_papers
+from pipelines.core.related import Vocabulary, update_related
 from pipelines.core.validation import validate
 from schemas.tables import (
+    TABLE_KEYS,
     AppearanceSchema,
     DigestSchema,
     PaperSchema,
@@ -18,6 +20,10 @@ from schemas.tables import (
     RelatedPaperSchema,
     empty_frame,
 )
+
+# Not published: the word weights related_papers was computed with, kept in staging under
+# that table's content hash so that the next build can update it instead of redoing it.
+RELATED_VOCABULARY = "related_vocabulary"
 
 
 def digest_statuses(staged_digests: pl.DataFrame) -> pl.DataFrame:
@@ -57,11 +63,14 @@ def digest_statuses(staged_digests: pl.DataFrame) -> pl.DataFrame:
 
 @dataclass(frozen=True)
 class Previous:
-    """What the latest release published: its appearances keep their paper ids, and its
-    papers' enrichment columns are reused where the text is unchanged."""
+    """What the latest release published: its appearances keep their paper ids, its
+    papers' enrichment columns are reused where the text is unchanged, and its related
+    papers are updated rather than recomputed while the vocabulary they used is current."""
 
     appearances: pl.DataFrame
     papers: pl.DataFrame
+    related: pl.DataFrame = field(default_factory=lambda: empty_frame(RelatedPaperSchema))
+    vocabulary: Vocabulary | None = None
 
     @classmethod
     def nothing(cls) -> Previous:
@@ -70,13 +79,15 @@ class Previous:
 
 def build_papers(
     entries: pl.DataFrame, previous: Previous
-) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """(appearances, papers, related_papers) from the valid entries of ingested digests."""
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, Vocabulary | None]:
+    """(appearances, papers, related_papers, the vocabulary related_papers used) from the
+    valid entries of ingested digests."""
     if entries.height == 0:
         return (
             empty_frame(AppearanceSchema),
             empty_frame(PaperSchema),
             empty_frame(RelatedPaperSchema),
+            None,
         )
     matched = assign_paper_ids(entries, previous.appearances)  # in date, position order
     # A paper listed twice in one digest appears once, at its first position.
@@ -108,7 +119,10 @@ def build_papers(
         .sort("paper_id")
     )
     papers = enrich_papers(papers, previous.papers).select(empty_frame(PaperSchema).columns)
-    return appearances, papers, related_papers(papers)
+    related, vocabulary = update_related(
+        papers, previous.papers, previous.related, previous.vocabulary
+    )
+    return appearances, papers, related, vocabulary
 
 
 def build_tables(
@@ -117,13 +131,13 @@ def build_tables(
     staged_quarantine: pl.DataFrame,
     previous: Previous,
 ) -> dict[str, pl.DataFrame]:
-    """The published tables, each validated against its schema.
+    """The published tables, each validated against its schema, and RELATED_VOCABULARY.
 
     Rows that fail their schema are moved to quarantine (stage `schema:<table>`)."""
     digests = digest_statuses(staged_digests)
     ingested = digests.filter(pl.col("status") == "ingested")["digest_id"]
     entries = staged_entries.filter(pl.col("digest_id").is_in(ingested.implode()))
-    appearances, papers, related = build_papers(entries, previous)
+    appearances, papers, related, vocabulary = build_papers(entries, previous)
 
     rejected: list[pl.DataFrame] = []
     tables = {}
@@ -142,14 +156,22 @@ def build_tables(
     if checked.n_failed:  # cannot quarantine the quarantine: fail loudly instead
         raise ValueError(f"quarantine rows failed their schema: {checked.failures.head(5)}")
     tables["quarantine"] = quarantine.sort("digest_id", "line_start", "stage", "reason")
+    tables[RELATED_VOCABULARY] = (
+        vocabulary.to_frame() if vocabulary else Vocabulary.empty().to_frame()
+    )
     return tables
 
 
 def build_from_staging(staging, previous: Previous) -> dict[str, pl.DataFrame]:
-    """build_tables over everything staged."""
-    return build_tables(
+    """build_tables over everything staged; keeps the vocabulary of its related_papers."""
+    tables = build_tables(
         staging.read("digest"), staging.read("entries"), staging.read("quarantine"), previous
     )
+    related = tables["related_papers"]
+    staging.save_vocabulary(
+        table_hash(related, TABLE_KEYS["related_papers"]), tables[RELATED_VOCABULARY]
+    )
+    return tables
 
 
 def built_from(tables: dict[str, pl.DataFrame]) -> set[str]:

@@ -13,7 +13,6 @@ starts over from the new latest release. Release numbers stay gapless and in ord
 
 from __future__ import annotations
 
-import array
 import datetime as dt
 import hashlib
 from collections.abc import Callable
@@ -28,13 +27,16 @@ from pipelines.core.card import write_card
 from pipelines.core.catalog import write_catalog
 from pipelines.core.diff import count_changes, diff_papers
 from pipelines.core.faults import fault_point
+from pipelines.core.hashing import table_hash
 from pipelines.core.parsing import PARSER_VERSION
+from pipelines.core.related import Vocabulary
 from pipelines.core.warehouse import WarehousePaths
 from schemas.tables import (
     PUBLISHED_TABLES,
     TABLE_KEYS,
     PaperChangeSchema,
     PaperSchema,
+    RelatedPaperSchema,
     ReleaseSchema,
     empty_frame,
 )
@@ -47,21 +49,6 @@ MAX_PUBLISH_ATTEMPTS = 20
 
 class PublishConflict(RuntimeError):
     """Other runs kept publishing first, MAX_PUBLISH_ATTEMPTS times in a row."""
-
-
-def row_hashes(frame: pl.DataFrame) -> pl.Series:
-    """A 64-bit hash per row (stable for a given Polars version)."""
-    if frame.height == 0:
-        return pl.Series("hash", [], dtype=pl.UInt64)
-    return frame.hash_rows(seed=0)
-
-
-def table_hash(frame: pl.DataFrame, key: list[str]) -> str:
-    """Content hash of a table: its schema and its rows in key order."""
-    ordered = frame.sort(key) if frame.height else frame
-    digest = hashlib.sha256(repr(list(frame.schema.items())).encode())
-    digest.update(array.array("Q", row_hashes(ordered).to_list()).tobytes())
-    return digest.hexdigest()
 
 
 def read_table(
@@ -101,19 +88,29 @@ def read_release_table(paths: WarehousePaths, release: dict, name: str) -> pl.Da
 
 
 def previous_build(paths: WarehousePaths, release: dict | None = None) -> Previous:
-    """What a new build starts from: the appearances and papers of `release` (default: the
-    latest). Nothing when there is no release or its files are damaged (a repair is then a
-    fresh build: ids are derived from content)."""
+    """What a new build starts from: the appearances, papers and related papers of
+    `release` (default: the latest), and the vocabulary its related papers were built with.
+    Nothing when there is no release or its files are damaged (a repair is then a fresh
+    build: ids are derived from content)."""
     release = release or latest_release(paths)
     if release is None:
         return Previous.nothing()
     try:
-        return Previous(
-            read_release_table(paths, release, "appearances"),
-            read_release_table(paths, release, "papers"),
-        )
+        appearances = read_release_table(paths, release, "appearances")
+        papers = read_release_table(paths, release, "papers")
     except Exception:
         return Previous.nothing()
+    try:
+        related = read_release_table(paths, release, "related_papers")
+        vocabulary = paths.staging.vocabulary(release["related_papers_hash"])
+    except Exception:  # then related papers are recomputed
+        related, vocabulary = empty_frame(RelatedPaperSchema), None
+    return Previous(
+        appearances,
+        papers,
+        related,
+        Vocabulary.from_frame(vocabulary) if vocabulary is not None else None,
+    )
 
 
 def refresh_catalog(paths: WarehousePaths) -> list[int]:

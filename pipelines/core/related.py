@@ -1,8 +1,18 @@
 """Related papers: each paper's nearest neighbours by TF-IDF cosine similarity of its title
 and cleaned abstract (sparse products in row blocks, so memory stays bounded whatever the
-number of papers)."""
+number of papers).
+
+The word weights (each word's document frequency among the papers of the last refresh)
+are kept between builds in a `Vocabulary`. While the number of papers stays within
+REFRESH_GROWTH of the count they were computed for, a build reuses them: the scores of
+two unchanged papers are then unchanged, so only the papers that are new or changed, and
+those that listed one of them, need their lists recomputed; every other list just takes
+in the new papers that beat its last neighbour. Past that growth the weights are counted
+afresh and every list is recomputed."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
@@ -15,34 +25,84 @@ NEIGHBOURS = 10
 # Pairs per block of the similarity product (about 25 bytes each), bounding memory.
 _BLOCK_PAIRS = 5_000_000
 MAX_PAPERS_PER_WORD = 2_000
+# Word weights are counted afresh once the papers grew (or shrank) by this fraction.
+REFRESH_GROWTH = 0.10
 _STOPWORDS = sorted(STOPWORDS)
 _WORD = r"\b[a-z][a-z0-9]+\b"
 _PAPERS_PER_SLICE = 20_000
+_TEXT = ["paper_id", "title", "abstract"]
 
 
-def tfidf_vectors(papers: pl.DataFrame) -> sparse.csr_matrix:
+@dataclass(frozen=True)
+class Vocabulary:
+    """Document frequencies of words (`words`: word, df), counted over `n_papers` papers."""
+
+    words: pl.DataFrame
+    n_papers: int
+
+    def to_frame(self) -> pl.DataFrame:
+        return self.words.with_columns(n_papers=pl.lit(self.n_papers, pl.Int64))
+
+    @classmethod
+    def empty(cls) -> Vocabulary:
+        return cls(pl.DataFrame(schema={"word": pl.String, "df": pl.Int64}), 0)
+
+    @classmethod
+    def from_frame(cls, frame: pl.DataFrame) -> Vocabulary:
+        n_papers = int(frame["n_papers"][0]) if frame.height else 0
+        return cls(frame.select("word", "df"), n_papers)
+
+    def is_current_for(self, n_papers: int) -> bool:
+        return self.n_papers > 0 and abs(n_papers - self.n_papers) <= (
+            REFRESH_GROWTH * self.n_papers
+        )
+
+
+def _word_counts(papers: pl.DataFrame) -> pl.DataFrame:
+    """(doc, word, tf): doc is the row number in `papers`."""
+    text = pl.format("{} {} {}", "title", "title", "abstract").str.to_lowercase()
+    # Counted a slice at a time: a paper's words exploded are 250 rows, its counts 130.
+    return pl.concat(
+        [
+            papers.slice(start, _PAPERS_PER_SLICE)
+            .select(doc=pl.int_range(pl.len()) + start, word=text.str.extract_all(_WORD))
+            .explode("word")
+            .filter(pl.col("word").is_not_null() & ~pl.col("word").is_in(_STOPWORDS))
+            .group_by("doc", "word")
+            .agg(tf=pl.len())
+            for start in range(0, papers.height, _PAPERS_PER_SLICE)
+        ],
+        how="vertical",
+    )
+
+
+def vocabulary_of(papers: pl.DataFrame) -> Vocabulary:
+    counts = _word_counts(papers)
+    words = counts.group_by("word").agg(df=pl.len().cast(pl.Int64)).sort("word")
+    return Vocabulary(words, papers.height)
+
+
+def tfidf_vectors(papers: pl.DataFrame, vocabulary: Vocabulary | None = None) -> sparse.csr_matrix:
     """L2-normalised TF-IDF rows of title (counted twice: it names what the paper is
     about) and abstract: sublinear tf and smoothed idf, as scikit-learn's TfidfVectorizer
-    computes them, but tokenized and counted in Polars (about five times faster)."""
-    n = papers.height
+    computes them, but tokenized and counted in Polars (about five times faster). The idf
+    comes from `vocabulary` (default: these papers); a word it does not know counts as a
+    word of no paper."""
+    counts = _word_counts(papers)
+    if vocabulary is None:
+        n = papers.height
+        counts = counts.with_columns(df=pl.len().over("word"))
+    else:
+        n = vocabulary.n_papers
+        counts = counts.join(vocabulary.words, on="word", how="left").with_columns(
+            pl.col("df").fill_null(0)
+        )
     # Words in over half the papers say nothing about any one of them (in a corpus big
     # enough for that to mean something); past a few thousand papers, a word in more
     # than MAX_PAPERS_PER_WORD of them adds little but costs quadratically.
     max_papers = n if n < 20 else min(n // 2, MAX_PAPERS_PER_WORD)
-    text = pl.format("{} {} {}", "title", "title", "abstract").str.to_lowercase()
-    # Counted a slice at a time: a paper's words exploded are 250 rows, its counts 130.
-    counts = pl.concat(
-        papers.slice(start, _PAPERS_PER_SLICE)
-        .select(doc=pl.int_range(pl.len()) + start, word=text.str.extract_all(_WORD))
-        .explode("word")
-        .filter(pl.col("word").is_not_null() & ~pl.col("word").is_in(_STOPWORDS))
-        .group_by("doc", "word")
-        .agg(tf=pl.len())
-        for start in range(0, n, _PAPERS_PER_SLICE)
-    )
     counts = (
-        counts.with_columns(df=pl.len().over("word"))
-        .filter(pl.col("df") <= max_papers)
+        counts.filter(pl.col("df") <= max_papers)
         .with_columns(
             weight=(1 + pl.col("tf").log()) * (((1 + n) / (1 + pl.col("df"))).log() + 1),
             term=pl.col("word").rank("dense") - 1,
@@ -54,7 +114,7 @@ def tfidf_vectors(papers: pl.DataFrame) -> sparse.csr_matrix:
             counts["weight"].to_numpy(),
             (counts["doc"].to_numpy(), counts["term"].to_numpy()),
         ),
-        shape=(n, int(counts["term"].max() or 0) + 1),
+        shape=(papers.height, int(counts["term"].max() or 0) + 1),
     )
 
 
@@ -75,45 +135,125 @@ def _blocks(vectors: sparse.csr_matrix) -> list[tuple[int, int]]:
     return blocks
 
 
-def related_papers(papers: pl.DataFrame, k: int = NEIGHBOURS) -> pl.DataFrame:
-    """(paper_id, related_id, score, rank): the top `k` other papers of each paper, best
-    first; ties broken by related_id so the table is reproducible."""
-    if papers.height < 2:
-        return empty_frame(RelatedPaperSchema)
-    papers = papers.sort("paper_id")
-    ids = papers["paper_id"].to_numpy()
-    vectors = tfidf_vectors(papers)
-    if vectors.nnz == 0:  # no word left: nothing relates to anything
-        return empty_frame(RelatedPaperSchema)
-    parts = []
-    for start, end in _blocks(vectors):
-        # Only papers sharing a word with the row's paper can score above zero: the sparse
-        # product holds exactly those, so the cost follows shared words, not papers squared.
-        product = (vectors[start:end] @ vectors.T).tocoo()
-        pairs = pl.DataFrame(
-            {
-                "row": product.row.astype(np.int64) + start,
-                "col": product.col.astype(np.int64),
-                "score": product.data.astype(np.float64),
-            }
-        )
-        parts.append(
-            pairs.filter(pl.col("row") != pl.col("col"))
-            # Rounded first, so that ties (broken by paper_id) never depend on float noise.
-            .with_columns(pl.col("score").round(4))
-            .filter(pl.col("score") > 0)
-            .sort(["row", "score", "col"], descending=[False, True, False])
-            .group_by("row", maintain_order=True)
-            .head(k)
-        )
-    top = pl.concat(parts)
+def _top(pairs: pl.DataFrame, k: int) -> pl.DataFrame:
+    """The best `k` (row, col, score) of each row, best first, ties broken by col."""
+    return (
+        pairs.lazy()
+        .filter(pl.col("row") != pl.col("col"))
+        # Rounded first, so that ties (broken by paper_id) never depend on float noise.
+        .with_columns(pl.col("score").round(4))
+        .filter(pl.col("score") > 0)
+        .group_by("row")
+        .agg(pl.col("col", "score").top_k_by(["score", "col"], k, reverse=[False, True]))
+        .explode("col", "score")
+        .sort(["row", "score", "col"], descending=[False, True, False])
+        .collect()
+    )
+
+
+def _products(left: sparse.csr_matrix, right: sparse.csr_matrix, rows: np.ndarray) -> pl.DataFrame:
+    """(row, col, score) of every pair with a shared word: rows[i] is left's row i."""
+    product = (left @ right.T).tocoo()
     return pl.DataFrame(
         {
-            "paper_id": ids[top["row"].to_numpy()],
-            "related_id": ids[top["col"].to_numpy()],
+            "row": rows[product.row],
+            "col": product.col.astype(np.int64),
+            "score": product.data.astype(np.float64),
+        }
+    )
+
+
+def _neighbours(vectors: sparse.csr_matrix, rows: np.ndarray, k: int) -> pl.DataFrame:
+    """Top `k` (row, col, score) of `rows` (sorted) against every row of `vectors`."""
+    subset = vectors[rows]
+    parts = []
+    for start, end in _blocks(subset):
+        # Only papers sharing a word with the row's paper can score above zero: the sparse
+        # product holds exactly those, so the cost follows shared words, not papers squared.
+        parts.append(_top(_products(subset[start:end], vectors, rows[start:end]), k))
+    return pl.concat(parts, how="vertical") if parts else _no_pairs()
+
+
+def _no_pairs() -> pl.DataFrame:
+    return pl.DataFrame(schema={"row": pl.Int64, "col": pl.Int64, "score": pl.Float64})
+
+
+def _as_table(top: pl.DataFrame, ids: np.ndarray) -> pl.DataFrame:
+    top = top.sort(["row", "score", "col"], descending=[False, True, False])
+    return pl.DataFrame(
+        {
+            "paper_id": pl.Series(ids[top["row"].to_numpy()], dtype=pl.String),
+            "related_id": pl.Series(ids[top["col"].to_numpy()], dtype=pl.String),
             "score": top["score"],
             "rank": top.select(
                 pl.int_range(1, pl.len() + 1, dtype=pl.Int32).over("row")
             ).to_series(),
         }
     ).select(empty_frame(RelatedPaperSchema).columns)
+
+
+def related_papers(
+    papers: pl.DataFrame, k: int = NEIGHBOURS, vocabulary: Vocabulary | None = None
+) -> pl.DataFrame:
+    """(paper_id, related_id, score, rank): the top `k` other papers of each paper, best
+    first; ties broken by related_id so the table is reproducible. Word weights from
+    `vocabulary` (default: counted over these papers)."""
+    if papers.height < 2:
+        return empty_frame(RelatedPaperSchema)
+    papers = papers.sort("paper_id")
+    vectors = tfidf_vectors(papers, vocabulary)
+    if vectors.nnz == 0:  # no word left: nothing relates to anything
+        return empty_frame(RelatedPaperSchema)
+    ids = papers["paper_id"].to_numpy()
+    return _as_table(_neighbours(vectors, np.arange(papers.height), k), ids)
+
+
+def update_related(
+    papers: pl.DataFrame,
+    previous_papers: pl.DataFrame,
+    previous_related: pl.DataFrame,
+    vocabulary: Vocabulary | None,
+    k: int = NEIGHBOURS,
+) -> tuple[pl.DataFrame, Vocabulary]:
+    """related_papers of `papers` and the vocabulary it used, reusing `previous_related`
+    (computed with `vocabulary` for `previous_papers`) while the vocabulary is current.
+
+    The result is related_papers(papers, k, vocabulary): an unchanged paper's list can
+    only change by losing a neighbour that changed or left (then it is recomputed) or by
+    gaining one of the new or changed papers (then that paper outscores its last one)."""
+    if vocabulary is None or not vocabulary.is_current_for(papers.height) or papers.height < 2:
+        vocabulary = vocabulary_of(papers)
+        return related_papers(papers, k, vocabulary), vocabulary
+    papers = papers.sort("paper_id")
+    changed = papers.join(previous_papers.select(_TEXT), on=_TEXT, how="anti")["paper_id"]
+    gone = previous_papers.join(papers, on="paper_id", how="anti")["paper_id"]
+    if changed.is_empty() and gone.is_empty():
+        return previous_related, vocabulary
+    vectors = tfidf_vectors(papers, vocabulary)
+    if vectors.nnz == 0:
+        return empty_frame(RelatedPaperSchema), vocabulary
+    ids = papers["paper_id"].to_numpy()
+    row_of = papers.select("paper_id", row=pl.int_range(pl.len(), dtype=pl.Int64))
+    moved = pl.concat([changed, gone]).implode()
+    # Lists that held a paper that changed or left, and the changed papers' own lists.
+    stale = previous_related.filter(pl.col("related_id").is_in(moved))["paper_id"]
+    recompute = (
+        row_of.filter(pl.col("paper_id").is_in(pl.concat([changed, stale]).implode()))["row"]
+        .sort()
+        .to_numpy()
+    )
+    recomputed = _neighbours(vectors, recompute, k)
+    # Every other list keeps its neighbours and takes in the changed papers that beat them.
+    changed_rows = row_of.filter(pl.col("paper_id").is_in(changed.implode()))["row"].to_numpy()
+    kept = (
+        previous_related.join(row_of, on="paper_id")
+        .join(row_of.rename({"paper_id": "related_id", "row": "col"}), on="related_id")
+        .filter(~pl.col("row").is_in(pl.Series(recompute).implode()))
+        .select("row", "col", "score")
+    )
+    offers = _products(vectors[changed_rows], vectors, changed_rows).select(
+        row="col", col="row", score="score"
+    )
+    offers = offers.filter(~pl.col("row").is_in(pl.Series(recompute).implode()))
+    merged = _top(pl.concat([kept, offers], how="vertical"), k)
+    return _as_table(pl.concat([recomputed, merged], how="vertical"), ids), vocabulary

@@ -213,6 +213,22 @@ class StagingArea:
             self.storage.write_parquet(getattr(staged, name), self._file(staged.digest_id, name))
         return True
 
+    def _vocabulary_file(self, key: str) -> str:
+        return f"{self.prefix}/related/{key}.parquet"
+
+    def save_vocabulary(self, key: str, frame: pl.DataFrame) -> None:
+        """Keep the vocabulary that related_papers with content hash `key` was built with
+        (content-addressed: two runs building the same table write the same file)."""
+        if frame.height and not self.storage.exists(self._vocabulary_file(key)):
+            self.storage.write_parquet(frame, self._vocabulary_file(key))
+
+    def vocabulary(self, key: str) -> pl.DataFrame | None:
+        """The vocabulary saved under `key`, or None (then related papers are recomputed)."""
+        try:
+            return self.storage.read_parquet([self._vocabulary_file(key)])
+        except (OSError, pl.exceptions.PolarsError):
+            return None
+
     def read(self, name: str) -> pl.DataFrame:
         """All staged rows of one kind (digest, entries or quarantine)."""
         ids = self.digest_ids()

@@ -76,3 +76,50 @@ def test_the_result_does_not_depend_on_the_block_size(monkeypatch):
     monkeypatch.setattr(related, "_BLOCK_PAIRS", 3)  # about a row per block
     assert len(related._blocks(related.tfidf_vectors(papers()))) >= len(TOPICS) // 2
     assert related_papers(papers()).equals(whole)
+
+
+def _updated(before: pl.DataFrame, after: pl.DataFrame, k: int = 2):
+    """update_related from `before` to `after`, with lists short enough (k) that most of
+    them hold neither the papers that left nor those that changed."""
+    from pipelines.core.related import update_related, vocabulary_of
+
+    vocabulary = vocabulary_of(before)
+    previous = related_papers(before, k, vocabulary=vocabulary)
+    return update_related(after, before, previous, vocabulary, k), vocabulary
+
+
+def test_an_update_equals_a_full_computation_with_the_same_vocabulary():
+    before = papers()
+    new = papers(["graph neural network pooling layers"]).with_columns(paper_id=pl.lit("p" * 16))
+    after = pl.concat(
+        [
+            before.filter(pl.col("paper_id") != "p000000000000007"),  # left
+            new,  # arrived: 12 papers -> 12, so the vocabulary stays current
+        ]
+    ).with_columns(  # revised: now about speech recognition
+        abstract=pl.when(pl.col("paper_id") == "p00000000000000b")
+        .then(pl.lit(abstract_for("speech recognition", 4)))
+        .otherwise("abstract")
+    )
+    (updated, kept), vocabulary = _updated(before, after)
+    assert kept is vocabulary
+    assert updated.equals(related_papers(after, 2, vocabulary=vocabulary))
+    assert "p000000000000007" not in updated["related_id"].to_list()
+    # The new paper entered the list of a paper that listed none of the moved ones.
+    assert "p" * 16 in updated.filter(pl.col("paper_id") == "p000000000000000")["related_id"]
+
+
+def test_an_unchanged_set_of_papers_keeps_its_related_papers():
+    (updated, _), _ = _updated(papers(), papers().reverse())
+    assert updated.equals(related_papers(papers(), 2))
+
+
+def test_past_the_refresh_growth_the_vocabulary_is_counted_afresh():
+    from pipelines.core.related import REFRESH_GROWTH
+
+    before = papers(TOPICS[:8])
+    after = papers(TOPICS)  # half as many again
+    assert after.height > before.height * (1 + REFRESH_GROWTH)
+    (updated, vocabulary), old = _updated(before, after)
+    assert vocabulary.n_papers == after.height != old.n_papers
+    assert updated.equals(related_papers(after, 2))
