@@ -223,7 +223,7 @@ def test_same_files_in_any_landing_order_give_the_same_content_hash(seeds_dir, t
 def test_a_new_digest_updates_related_papers_with_the_vocabulary_of_the_last_release(
     landing, warehouse
 ):
-    from pipelines.core.related import Vocabulary, related_papers
+    from pipelines.core.related import Vocabulary, related_papers, vocabulary_of, word_counts
     from pipelines.core.synthetic import generate_digests
 
     *history, (last_name, last_text) = generate_digests(16, seed=3)
@@ -236,15 +236,18 @@ def test_a_new_digest_updates_related_papers_with_the_vocabulary_of_the_last_rel
     paths = WarehousePaths(str(warehouse))
     first, second = releases(paths).rows(named=True)
     assert first["papers_rows"] < second["papers_rows"] <= 1.1 * first["papers_rows"]
-    vocabulary = {
-        n: Vocabulary.from_frame(paths.staging.vocabulary(release["related_papers_hash"]))
-        for n, release in ((1, first), (2, second))
-    }
-    # Within a tenth more papers, release 2 reused release 1's word weights...
-    assert vocabulary[1].n_papers == vocabulary[2].n_papers == first["papers_rows"]
-    assert vocabulary[2].words.equals(vocabulary[1].words)
-    # ...and its related papers are exactly those a full computation with them gives.
+    assert paths.staging.related_state(first["related_papers_hash"]) is None  # latest only
+    vocabulary, counts = paths.staging.related_state(second["related_papers_hash"])
+    vocabulary = Vocabulary.from_frame(vocabulary)
+    # Within a tenth more papers, release 2 reused the word weights of release 1...
+    first_papers = read_release_table(paths, first, "papers")
+    assert vocabulary.n_papers == first["papers_rows"]
+    assert vocabulary.words.equals(vocabulary_of(first_papers).words)
+    # ...its related papers are exactly those a full computation with them gives...
     papers = read_release_table(paths, second, "papers")
     published = read_release_table(paths, second, "related_papers")
-    assert published.equals(related_papers(papers, vocabulary=vocabulary[1]))
+    assert published.equals(related_papers(papers, vocabulary=vocabulary))
     assert published.height == 10 * second["papers_rows"]
+    # ...and the word counts kept for the next build are those of its papers.
+    long = [c.explode("words", "tf").sort(pl.all()) for c in (counts, word_counts(papers))]
+    assert long[0].equals(long[1])

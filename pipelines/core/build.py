@@ -9,7 +9,7 @@ import polars as pl
 from pipelines.core.enrich import enrich_papers
 from pipelines.core.hashing import table_hash
 from pipelines.core.identity import assign_paper_ids
-from pipelines.core.related import Vocabulary, update_related
+from pipelines.core.related import RelatedUpdate, Vocabulary, update_related
 from pipelines.core.validation import validate
 from schemas.tables import (
     TABLE_KEYS,
@@ -21,9 +21,11 @@ from schemas.tables import (
     empty_frame,
 )
 
-# Not published: the word weights related_papers was computed with, kept in staging under
-# that table's content hash so that the next build can update it instead of redoing it.
+# Not published: the word weights related_papers was computed with and the papers' word
+# counts, kept in staging under that table's content hash so that the next build can
+# update it instead of redoing it.
 RELATED_VOCABULARY = "related_vocabulary"
+RELATED_WORD_COUNTS = "related_word_counts"
 
 
 def digest_statuses(staged_digests: pl.DataFrame) -> pl.DataFrame:
@@ -71,6 +73,7 @@ class Previous:
     papers: pl.DataFrame
     related: pl.DataFrame = field(default_factory=lambda: empty_frame(RelatedPaperSchema))
     vocabulary: Vocabulary | None = None
+    word_counts: pl.DataFrame | None = None
 
     @classmethod
     def nothing(cls) -> Previous:
@@ -79,15 +82,15 @@ class Previous:
 
 def build_papers(
     entries: pl.DataFrame, previous: Previous
-) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, Vocabulary | None]:
-    """(appearances, papers, related_papers, the vocabulary related_papers used) from the
+) -> tuple[pl.DataFrame, pl.DataFrame, RelatedUpdate]:
+    """(appearances, papers, related papers with what they were computed from) from the
     valid entries of ingested digests."""
     if entries.height == 0:
+        nothing = empty_frame(PaperSchema)
         return (
             empty_frame(AppearanceSchema),
-            empty_frame(PaperSchema),
-            empty_frame(RelatedPaperSchema),
-            None,
+            nothing,
+            update_related(nothing, nothing, empty_frame(RelatedPaperSchema), None),
         )
     matched = assign_paper_ids(entries, previous.appearances)  # in date, position order
     # A paper listed twice in one digest appears once, at its first position.
@@ -119,10 +122,10 @@ def build_papers(
         .sort("paper_id")
     )
     papers = enrich_papers(papers, previous.papers).select(empty_frame(PaperSchema).columns)
-    related, vocabulary = update_related(
-        papers, previous.papers, previous.related, previous.vocabulary
+    related = update_related(
+        papers, previous.papers, previous.related, previous.vocabulary, previous.word_counts
     )
-    return appearances, papers, related, vocabulary
+    return appearances, papers, related
 
 
 def build_tables(
@@ -131,13 +134,15 @@ def build_tables(
     staged_quarantine: pl.DataFrame,
     previous: Previous,
 ) -> dict[str, pl.DataFrame]:
-    """The published tables, each validated against its schema, and RELATED_VOCABULARY.
+    """The published tables, each validated against its schema, RELATED_VOCABULARY and
+    RELATED_WORD_COUNTS.
 
     Rows that fail their schema are moved to quarantine (stage `schema:<table>`)."""
     digests = digest_statuses(staged_digests)
     ingested = digests.filter(pl.col("status") == "ingested")["digest_id"]
     entries = staged_entries.filter(pl.col("digest_id").is_in(ingested.implode()))
-    appearances, papers, related, vocabulary = build_papers(entries, previous)
+    appearances, papers, update = build_papers(entries, previous)
+    related = update.related
 
     rejected: list[pl.DataFrame] = []
     tables = {}
@@ -156,20 +161,21 @@ def build_tables(
     if checked.n_failed:  # cannot quarantine the quarantine: fail loudly instead
         raise ValueError(f"quarantine rows failed their schema: {checked.failures.head(5)}")
     tables["quarantine"] = quarantine.sort("digest_id", "line_start", "stage", "reason")
-    tables[RELATED_VOCABULARY] = (
-        vocabulary.to_frame() if vocabulary else Vocabulary.empty().to_frame()
-    )
+    tables[RELATED_VOCABULARY] = update.vocabulary.to_frame()
+    tables[RELATED_WORD_COUNTS] = update.counts
     return tables
 
 
 def build_from_staging(staging, previous: Previous) -> dict[str, pl.DataFrame]:
-    """build_tables over everything staged; keeps the vocabulary of its related_papers."""
+    """build_tables over everything staged; keeps what its related_papers were computed
+    from, for the next build."""
     tables = build_tables(
         staging.read("digest"), staging.read("entries"), staging.read("quarantine"), previous
     )
-    related = tables["related_papers"]
-    staging.save_vocabulary(
-        table_hash(related, TABLE_KEYS["related_papers"]), tables[RELATED_VOCABULARY]
+    staging.save_related_state(
+        table_hash(tables["related_papers"], TABLE_KEYS["related_papers"]),
+        tables[RELATED_VOCABULARY],
+        tables[RELATED_WORD_COUNTS],
     )
     return tables
 

@@ -89,7 +89,7 @@ def read_release_table(paths: WarehousePaths, release: dict, name: str) -> pl.Da
 
 def previous_build(paths: WarehousePaths, release: dict | None = None) -> Previous:
     """What a new build starts from: the appearances, papers and related papers of
-    `release` (default: the latest), and the vocabulary its related papers were built with.
+    `release` (default: the latest), and what its related papers were computed from.
     Nothing when there is no release or its files are damaged (a repair is then a fresh
     build: ids are derived from content)."""
     release = release or latest_release(paths)
@@ -102,15 +102,13 @@ def previous_build(paths: WarehousePaths, release: dict | None = None) -> Previo
         return Previous.nothing()
     try:
         related = read_release_table(paths, release, "related_papers")
-        vocabulary = paths.staging.vocabulary(release["related_papers_hash"])
+        state = paths.staging.related_state(release["related_papers_hash"])
     except Exception:  # then related papers are recomputed
-        related, vocabulary = empty_frame(RelatedPaperSchema), None
-    return Previous(
-        appearances,
-        papers,
-        related,
-        Vocabulary.from_frame(vocabulary) if vocabulary is not None else None,
-    )
+        related, state = empty_frame(RelatedPaperSchema), None
+    if state is None:
+        return Previous(appearances, papers, related)
+    vocabulary, word_counts = state
+    return Previous(appearances, papers, related, Vocabulary.from_frame(vocabulary), word_counts)
 
 
 def refresh_catalog(paths: WarehousePaths) -> list[int]:

@@ -44,10 +44,6 @@ class Vocabulary:
         return self.words.with_columns(n_papers=pl.lit(self.n_papers, pl.Int64))
 
     @classmethod
-    def empty(cls) -> Vocabulary:
-        return cls(pl.DataFrame(schema={"word": pl.String, "df": pl.Int64}), 0)
-
-    @classmethod
     def from_frame(cls, frame: pl.DataFrame) -> Vocabulary:
         n_papers = int(frame["n_papers"][0]) if frame.height else 0
         return cls(frame.select("word", "df"), n_papers)
@@ -61,6 +57,8 @@ class Vocabulary:
 def _word_counts(papers: pl.DataFrame) -> pl.DataFrame:
     """(doc, word, tf): doc is the row number in `papers`."""
     text = pl.format("{} {} {}", "title", "title", "abstract").str.to_lowercase()
+    if papers.height == 0:
+        return pl.DataFrame(schema={"doc": pl.Int64, "word": pl.String, "tf": pl.UInt32})
     # Counted a slice at a time: a paper's words exploded are 250 rows, its counts 130.
     return pl.concat(
         [
@@ -76,19 +74,52 @@ def _word_counts(papers: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def vocabulary_of(papers: pl.DataFrame) -> Vocabulary:
-    counts = _word_counts(papers)
-    words = counts.group_by("word").agg(df=pl.len().cast(pl.Int64)).sort("word")
+def word_counts(papers: pl.DataFrame) -> pl.DataFrame:
+    """(paper_id, words, tf): each paper's words (not stopwords) and how often each occurs,
+    the title counted twice. They depend on the paper's text alone, so they are kept."""
+    return _as_lists(papers, _word_counts(papers))
+
+
+def _as_lists(papers: pl.DataFrame, counted: pl.DataFrame) -> pl.DataFrame:
+    """word_counts rows from (doc, word, tf) rows, doc being the paper's row in `papers`."""
+    rows = papers.select("paper_id", doc=pl.int_range(pl.len(), dtype=pl.Int64))
+    return (
+        counted.group_by("doc")
+        .agg(words="word", tf="tf")
+        .join(rows, on="doc")
+        .select("paper_id", "words", "tf")
+    )
+
+
+def _by_doc(papers: pl.DataFrame, counts: pl.DataFrame) -> pl.DataFrame:
+    """(doc, word, tf) from word_counts rows, doc being the paper's row in `papers`."""
+    rows = papers.select("paper_id", doc=pl.int_range(pl.len(), dtype=pl.Int64))
+    return (
+        counts.join(rows, on="paper_id")
+        .select("doc", word="words", tf="tf")
+        .explode("word", "tf")
+        .drop_nulls("word")
+    )
+
+
+def vocabulary_of(papers: pl.DataFrame, counted: pl.DataFrame | None = None) -> Vocabulary:
+    """Document frequencies over `papers`; `counted`: their (doc, word, tf), if counted."""
+    counted = _word_counts(papers) if counted is None else counted
+    words = counted.group_by("word").agg(df=pl.len().cast(pl.Int64)).sort("word")
     return Vocabulary(words, papers.height)
 
 
-def tfidf_vectors(papers: pl.DataFrame, vocabulary: Vocabulary | None = None) -> sparse.csr_matrix:
+def tfidf_vectors(
+    papers: pl.DataFrame,
+    vocabulary: Vocabulary | None = None,
+    counted: pl.DataFrame | None = None,
+) -> sparse.csr_matrix:
     """L2-normalised TF-IDF rows of title (counted twice: it names what the paper is
     about) and abstract: sublinear tf and smoothed idf, as scikit-learn's TfidfVectorizer
     computes them, but tokenized and counted in Polars (about five times faster). The idf
     comes from `vocabulary` (default: these papers); a word it does not know counts as a
-    word of no paper."""
-    counts = _word_counts(papers)
+    word of no paper. `counted`: the papers' (doc, word, tf), when already counted."""
+    counts = _word_counts(papers) if counted is None else counted
     if vocabulary is None:
         n = papers.height
         counts = counts.with_columns(df=pl.len().over("word"))
@@ -101,11 +132,15 @@ def tfidf_vectors(papers: pl.DataFrame, vocabulary: Vocabulary | None = None) ->
     # enough for that to mean something); past a few thousand papers, a word in more
     # than MAX_PAPERS_PER_WORD of them adds little but costs quadratically.
     max_papers = n if n < 20 else min(n // 2, MAX_PAPERS_PER_WORD)
+    counts = counts.filter(pl.col("df") <= max_papers)
+    # Terms numbered in word order (a sorted join is cheaper than ranking 4 million strings).
+    terms = counts.select(pl.col("word").unique().sort()).with_columns(
+        term=pl.int_range(pl.len(), dtype=pl.Int64)
+    )
     counts = (
-        counts.filter(pl.col("df") <= max_papers)
+        counts.join(terms, on="word")
         .with_columns(
             weight=(1 + pl.col("tf").log()) * (((1 + n) / (1 + pl.col("df"))).log() + 1),
-            term=pl.col("word").rank("dense") - 1,
         )
         .with_columns(weight=pl.col("weight") / (pl.col("weight") ** 2).sum().over("doc").sqrt())
     )
@@ -198,14 +233,27 @@ def related_papers(
     """(paper_id, related_id, score, rank): the top `k` other papers of each paper, best
     first; ties broken by related_id so the table is reproducible. Word weights from
     `vocabulary` (default: counted over these papers)."""
+    return _related(papers.sort("paper_id"), k, vocabulary)
+
+
+def _related(
+    papers: pl.DataFrame, k: int, vocabulary: Vocabulary | None, counted: pl.DataFrame | None = None
+) -> pl.DataFrame:
+    """related_papers of papers sorted by paper_id, with their (doc, word, tf) if counted."""
     if papers.height < 2:
         return empty_frame(RelatedPaperSchema)
-    papers = papers.sort("paper_id")
-    vectors = tfidf_vectors(papers, vocabulary)
+    vectors = tfidf_vectors(papers, vocabulary, counted)
     if vectors.nnz == 0:  # no word left: nothing relates to anything
         return empty_frame(RelatedPaperSchema)
     ids = papers["paper_id"].to_numpy()
     return _as_table(_neighbours(vectors, np.arange(papers.height), k), ids)
+
+
+@dataclass(frozen=True)
+class RelatedUpdate:
+    related: pl.DataFrame  # RelatedPaperSchema
+    vocabulary: Vocabulary  # the word weights it was computed with
+    counts: pl.DataFrame  # word_counts of the papers
 
 
 def update_related(
@@ -213,25 +261,39 @@ def update_related(
     previous_papers: pl.DataFrame,
     previous_related: pl.DataFrame,
     vocabulary: Vocabulary | None,
+    previous_counts: pl.DataFrame | None = None,
     k: int = NEIGHBOURS,
-) -> tuple[pl.DataFrame, Vocabulary]:
-    """related_papers of `papers` and the vocabulary it used, reusing `previous_related`
-    (computed with `vocabulary` for `previous_papers`) while the vocabulary is current.
+) -> RelatedUpdate:
+    """related_papers of `papers`, reusing `previous_related` (computed with `vocabulary`
+    for `previous_papers`) while the vocabulary is current, and the word counts of the
+    papers whose text is unchanged.
 
     The result is related_papers(papers, k, vocabulary): an unchanged paper's list can
     only change by losing a neighbour that changed or left (then it is recomputed) or by
     gaining one of the new or changed papers (then that paper outscores its last one)."""
-    if vocabulary is None or not vocabulary.is_current_for(papers.height) or papers.height < 2:
-        vocabulary = vocabulary_of(papers)
-        return related_papers(papers, k, vocabulary), vocabulary
     papers = papers.sort("paper_id")
     changed = papers.join(previous_papers.select(_TEXT), on=_TEXT, how="anti")["paper_id"]
+    if previous_counts is None:
+        counted = _word_counts(papers)
+        counts = _as_lists(papers, counted)
+    else:  # kept for the papers whose text is unchanged, counted for the others
+        kept = previous_counts.join(
+            papers.filter(~pl.col("paper_id").is_in(changed.implode())).select("paper_id"),
+            on="paper_id",
+        )
+        counts = pl.concat(
+            [kept, word_counts(papers.join(kept, on="paper_id", how="anti"))], how="vertical"
+        )
+        counted = _by_doc(papers, counts)
+    if vocabulary is None or not vocabulary.is_current_for(papers.height) or papers.height < 2:
+        vocabulary = vocabulary_of(papers, counted)
+        return RelatedUpdate(_related(papers, k, vocabulary, counted), vocabulary, counts)
     gone = previous_papers.join(papers, on="paper_id", how="anti")["paper_id"]
     if changed.is_empty() and gone.is_empty():
-        return previous_related, vocabulary
-    vectors = tfidf_vectors(papers, vocabulary)
+        return RelatedUpdate(previous_related, vocabulary, counts)
+    vectors = tfidf_vectors(papers, vocabulary, counted)
     if vectors.nnz == 0:
-        return empty_frame(RelatedPaperSchema), vocabulary
+        return RelatedUpdate(empty_frame(RelatedPaperSchema), vocabulary, counts)
     ids = papers["paper_id"].to_numpy()
     row_of = papers.select("paper_id", row=pl.int_range(pl.len(), dtype=pl.Int64))
     moved = pl.concat([changed, gone]).implode()
@@ -256,4 +318,5 @@ def update_related(
     )
     offers = offers.filter(~pl.col("row").is_in(pl.Series(recompute).implode()))
     merged = _top(pl.concat([kept, offers], how="vertical"), k)
-    return _as_table(pl.concat([recomputed, merged], how="vertical"), ids), vocabulary
+    related = _as_table(pl.concat([recomputed, merged], how="vertical"), ids)
+    return RelatedUpdate(related, vocabulary, counts)

@@ -213,19 +213,30 @@ class StagingArea:
             self.storage.write_parquet(getattr(staged, name), self._file(staged.digest_id, name))
         return True
 
-    def _vocabulary_file(self, key: str) -> str:
-        return f"{self.prefix}/related/{key}.parquet"
+    def _related_file(self, key: str, kind: str) -> str:
+        return f"{self.prefix}/related/{key}.{kind}.parquet"
 
-    def save_vocabulary(self, key: str, frame: pl.DataFrame) -> None:
-        """Keep the vocabulary that related_papers with content hash `key` was built with
-        (content-addressed: two runs building the same table write the same file)."""
-        if frame.height and not self.storage.exists(self._vocabulary_file(key)):
-            self.storage.write_parquet(frame, self._vocabulary_file(key))
+    def save_related_state(self, key: str, vocabulary: pl.DataFrame, counts: pl.DataFrame) -> None:
+        """Keep what related_papers with content hash `key` was computed from: its
+        vocabulary and the papers' word counts. Only the latest is kept (word counts are a
+        row per paper); a build that finds none recomputes related papers in full."""
+        if vocabulary.height == 0:
+            return
+        # The vocabulary last: without it, the word counts are not used.
+        for kind, frame in (("word_counts", counts), ("vocabulary", vocabulary)):
+            if not self.storage.exists(self._related_file(key, kind)):
+                self.storage.write_parquet(frame, self._related_file(key, kind))
+        for name in self.storage.files(f"{self.prefix}/related"):
+            if not name.startswith(f"{key}."):
+                self.storage.delete(f"{self.prefix}/related/{name}")
 
-    def vocabulary(self, key: str) -> pl.DataFrame | None:
-        """The vocabulary saved under `key`, or None (then related papers are recomputed)."""
+    def related_state(self, key: str) -> tuple[pl.DataFrame, pl.DataFrame] | None:
+        """(vocabulary, word counts) saved under `key`, or None."""
         try:
-            return self.storage.read_parquet([self._vocabulary_file(key)])
+            return (
+                self.storage.read_parquet([self._related_file(key, "vocabulary")]),
+                self.storage.read_parquet([self._related_file(key, "word_counts")]),
+            )
         except (OSError, pl.exceptions.PolarsError):
             return None
 

@@ -117,6 +117,9 @@ class Storage:
             if self.fs.get_file_info(tmp).type != pafs.FileType.NotFound:
                 self.fs.delete_file(tmp)
 
+    def delete(self, relative: str) -> None:
+        self.fs.delete_file(self._path(relative))
+
     def files(self, relative: str) -> list[str]:
         """Paths (relative to `relative`) of every file below it; none when it is absent."""
         base = self._path(relative)

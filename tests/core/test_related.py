@@ -78,17 +78,24 @@ def test_the_result_does_not_depend_on_the_block_size(monkeypatch):
     assert related_papers(papers()).equals(whole)
 
 
+def _long(counts: pl.DataFrame) -> pl.DataFrame:
+    return counts.explode("words", "tf").sort(pl.all())
+
+
 def _updated(before: pl.DataFrame, after: pl.DataFrame, k: int = 2):
     """update_related from `before` to `after`, with lists short enough (k) that most of
     them hold neither the papers that left nor those that changed."""
-    from pipelines.core.related import update_related, vocabulary_of
+    from pipelines.core.related import update_related, vocabulary_of, word_counts
 
+    counts = word_counts(before)
     vocabulary = vocabulary_of(before)
     previous = related_papers(before, k, vocabulary=vocabulary)
-    return update_related(after, before, previous, vocabulary, k), vocabulary
+    return update_related(after, before, previous, vocabulary, counts, k), vocabulary
 
 
 def test_an_update_equals_a_full_computation_with_the_same_vocabulary():
+    from pipelines.core.related import word_counts
+
     before = papers()
     new = papers(["graph neural network pooling layers"]).with_columns(paper_id=pl.lit("p" * 16))
     after = pl.concat(
@@ -101,17 +108,20 @@ def test_an_update_equals_a_full_computation_with_the_same_vocabulary():
         .then(pl.lit(abstract_for("speech recognition", 4)))
         .otherwise("abstract")
     )
-    (updated, kept), vocabulary = _updated(before, after)
-    assert kept is vocabulary
+    update, vocabulary = _updated(before, after)
+    updated = update.related
+    assert update.vocabulary is vocabulary
     assert updated.equals(related_papers(after, 2, vocabulary=vocabulary))
+    # Word counts kept for the papers whose text is unchanged, counted for the others.
+    assert _long(update.counts).equals(_long(word_counts(after)))
     assert "p000000000000007" not in updated["related_id"].to_list()
     # The new paper entered the list of a paper that listed none of the moved ones.
     assert "p" * 16 in updated.filter(pl.col("paper_id") == "p000000000000000")["related_id"]
 
 
 def test_an_unchanged_set_of_papers_keeps_its_related_papers():
-    (updated, _), _ = _updated(papers(), papers().reverse())
-    assert updated.equals(related_papers(papers(), 2))
+    update, _ = _updated(papers(), papers().reverse())
+    assert update.related.equals(related_papers(papers(), 2))
 
 
 def test_past_the_refresh_growth_the_vocabulary_is_counted_afresh():
@@ -120,6 +130,6 @@ def test_past_the_refresh_growth_the_vocabulary_is_counted_afresh():
     before = papers(TOPICS[:8])
     after = papers(TOPICS)  # half as many again
     assert after.height > before.height * (1 + REFRESH_GROWTH)
-    (updated, vocabulary), old = _updated(before, after)
-    assert vocabulary.n_papers == after.height != old.n_papers
-    assert updated.equals(related_papers(after, 2))
+    update, old = _updated(before, after)
+    assert update.vocabulary.n_papers == after.height != old.n_papers
+    assert update.related.equals(related_papers(after, 2))
