@@ -167,15 +167,15 @@ def build_tables(
 
 
 def build_from_staging(staging, previous: Previous) -> dict[str, pl.DataFrame]:
-    """build_tables over everything staged; keeps what its related_papers were computed
-    from, for the next build."""
+    """The published tables, built from everything staged; what their related_papers were
+    computed from is kept in staging for the next build."""
     tables = build_tables(
         staging.read("digest"), staging.read("entries"), staging.read("quarantine"), previous
     )
     staging.save_related_state(
         table_hash(tables["related_papers"], TABLE_KEYS["related_papers"]),
-        tables[RELATED_VOCABULARY],
-        tables[RELATED_WORD_COUNTS],
+        tables.pop(RELATED_VOCABULARY),
+        tables.pop(RELATED_WORD_COUNTS),  # a row per paper: not held while publishing
     )
     return tables
 

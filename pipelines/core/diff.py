@@ -18,6 +18,16 @@ def diff_papers(before: pl.DataFrame, after: pl.DataFrame) -> pl.DataFrame:
     whose type changed counts as changed)."""
     shared = [c for c in after.columns if c in before.columns and c != "paper_id"]
     retyped = {c for c in shared if before.schema[c] != after.schema[c]}
+    if shared and not retyped:
+        # Most papers are the same row in both: set them aside by their row hashes, so the
+        # column-by-column comparison runs only over what was added, removed or changed.
+        hashed = [
+            frame.select("paper_id", row_hash=frame.select(shared).hash_rows(seed=0))
+            for frame in (before, after)
+        ]
+        same = hashed[0].join(hashed[1], on=["paper_id", "row_hash"]).select("paper_id")
+        before = before.join(same, on="paper_id", how="anti")
+        after = after.join(same, on="paper_id", how="anti")
     joined = before.join(after, on="paper_id", how="full", coalesce=True, suffix="__after")
     in_before = pl.col("title").is_not_null()
     in_after = pl.col("title__after").is_not_null()

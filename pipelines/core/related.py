@@ -8,7 +8,8 @@ REFRESH_GROWTH of the count they were computed for, a build reuses them: the sco
 two unchanged papers are then unchanged, so only the papers that are new or changed, and
 those that listed one of them, need their lists recomputed; every other list just takes
 in the new papers that beat its last neighbour. Past that growth the weights are counted
-afresh and every list is recomputed."""
+afresh and every list is recomputed. Each paper's word counts are kept as well, so only
+new or changed papers are tokenized."""
 
 from __future__ import annotations
 
@@ -317,6 +318,13 @@ def update_related(
         row="col", col="row", score="score"
     )
     offers = offers.filter(~pl.col("row").is_in(pl.Series(recompute).implode()))
-    merged = _top(pl.concat([kept, offers], how="vertical"), k)
+    offered = offers.select("row").unique()
+    merged = pl.concat(
+        [
+            kept.join(offered, on="row", how="anti"),  # offered nothing: the same list
+            _top(pl.concat([kept.join(offered, on="row"), offers], how="vertical"), k),
+        ],
+        how="vertical",
+    )
     related = _as_table(pl.concat([recomputed, merged], how="vertical"), ids)
     return RelatedUpdate(related, vocabulary, counts)

@@ -96,12 +96,20 @@ def _updated(before: pl.DataFrame, after: pl.DataFrame, k: int = 2):
 def test_an_update_equals_a_full_computation_with_the_same_vocabulary():
     from pipelines.core.related import word_counts
 
-    before = papers()
+    # Two papers that share words only with each other: the new paper offers them nothing.
+    apart = pl.DataFrame(
+        {
+            "paper_id": ["q000000000000000", "q000000000000001"],
+            "title": ["Zebra Migration", "Zebra Migration Routes"],
+            "abstract": ["Zebra herds migrate across savanna.", "Zebra herds follow routes."],
+        }
+    )
+    before = pl.concat([papers(), apart])
     new = papers(["graph neural network pooling layers"]).with_columns(paper_id=pl.lit("p" * 16))
     after = pl.concat(
         [
             before.filter(pl.col("paper_id") != "p000000000000007"),  # left
-            new,  # arrived: 12 papers -> 12, so the vocabulary stays current
+            new,  # arrived: 14 papers -> 14, so the vocabulary stays current
         ]
     ).with_columns(  # revised: now about speech recognition
         abstract=pl.when(pl.col("paper_id") == "p00000000000000b")
@@ -115,8 +123,13 @@ def test_an_update_equals_a_full_computation_with_the_same_vocabulary():
     # Word counts kept for the papers whose text is unchanged, counted for the others.
     assert _long(update.counts).equals(_long(word_counts(after)))
     assert "p000000000000007" not in updated["related_id"].to_list()
-    # The new paper entered the list of a paper that listed none of the moved ones.
+    # The new paper entered the list of a paper that listed none of the moved ones...
     assert "p" * 16 in updated.filter(pl.col("paper_id") == "p000000000000000")["related_id"]
+    # ...and the papers it offered nothing kept their lists.
+    assert updated.filter(pl.col("paper_id").str.starts_with("q"))["related_id"].to_list() == [
+        "q000000000000001",
+        "q000000000000000",
+    ]
 
 
 def test_an_unchanged_set_of_papers_keeps_its_related_papers():

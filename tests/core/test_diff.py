@@ -1,0 +1,51 @@
+import polars as pl
+
+from pipelines.core.diff import count_changes, diff_papers
+
+
+def papers(rows: list[tuple[str, str, list[str]]]) -> pl.DataFrame:
+    return pl.DataFrame(
+        rows,
+        schema={"paper_id": pl.String, "title": pl.String, "topics": pl.List(pl.String)},
+        orient="row",
+    )
+
+
+BEFORE = papers(
+    [
+        ("a", "Alpha", ["nlp"]),
+        ("b", "Beta", ["vision"]),
+        ("c", "Gamma", ["audio"]),
+        ("d", "Delta", ["nlp"]),
+    ]
+)
+
+
+def test_added_removed_and_updated_papers_with_the_columns_that_changed():
+    after = papers(
+        [
+            ("a", "Alpha", ["nlp"]),  # unchanged
+            ("b", "Beta", ["vision", "robotics"]),  # a list column changed
+            ("c", "Gamma (revised)", ["audio"]),
+            ("e", "Epsilon", ["nlp"]),
+        ]
+    )
+    changes = diff_papers(BEFORE, after)
+    assert changes.rows() == [
+        ("added", "e", "Epsilon", None),
+        ("updated", "b", "Beta", "topics"),
+        ("updated", "c", "Gamma (revised)", "title"),
+        ("removed", "d", "Delta", None),
+    ]
+    assert count_changes(changes) == {"papers_added": 1, "papers_updated": 2, "papers_removed": 1}
+
+
+def test_identical_releases_have_no_changes():
+    assert diff_papers(BEFORE, BEFORE.reverse()).is_empty()
+
+
+def test_a_column_whose_type_changed_counts_as_changed_for_every_paper():
+    after = BEFORE.with_columns(pl.col("topics").list.join(","))
+    changes = diff_papers(BEFORE, after)
+    assert changes["change"].to_list() == ["updated"] * 4
+    assert set(changes["changed_columns"]) == {"topics"}
