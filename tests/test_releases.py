@@ -251,3 +251,24 @@ def test_a_new_digest_updates_related_papers_with_the_vocabulary_of_the_last_rel
     # ...and the word counts kept for the next build are those of its papers.
     long = [c.explode("words", "tf").sort(pl.all()) for c in (counts, word_counts(papers))]
     assert long[0].equals(long[1])
+
+
+def test_a_lost_related_papers_state_costs_a_full_computation_not_a_wrong_table(landing, warehouse):
+    from pipelines.core.related import Vocabulary, related_papers
+    from pipelines.core.synthetic import generate_digests
+
+    *history, (last_name, last_text) = generate_digests(16, seed=4)
+    for name, text in history:
+        (landing / name).write_text(text, encoding="utf-8")
+    ingest(landing, warehouse)
+    for state in (warehouse / "staging" / "related").iterdir():
+        state.unlink()
+    (landing / last_name).write_text(last_text, encoding="utf-8")
+    ingest(landing, warehouse)
+
+    paths = WarehousePaths(str(warehouse))
+    latest = releases(paths).row(-1, named=True)
+    vocabulary, _ = paths.staging.related_state(latest["related_papers_hash"])
+    assert Vocabulary.from_frame(vocabulary).n_papers == latest["papers_rows"]  # counted afresh
+    papers = read_release_table(paths, latest, "papers")
+    assert read_release_table(paths, latest, "related_papers").equals(related_papers(papers))

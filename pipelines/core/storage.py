@@ -118,7 +118,11 @@ class Storage:
                 self.fs.delete_file(tmp)
 
     def delete(self, relative: str) -> None:
-        self.fs.delete_file(self._path(relative))
+        """Delete a file; one already gone (another run deleted it first) is no error."""
+        try:
+            self.fs.delete_file(self._path(relative))
+        except FileNotFoundError:
+            pass
 
     def files(self, relative: str) -> list[str]:
         """Paths (relative to `relative`) of every file below it; none when it is absent."""

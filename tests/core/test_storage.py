@@ -32,6 +32,9 @@ def test_local_storage_writes_whole_files_and_lists_them(tmp_path):
     assert storage.files("") == ["cards/release-1.md", "staging/digests/abc/quarantine.parquet"]
     assert storage.files("nothing/here") == []
     assert not list((tmp_path / "root").rglob(".tmp-*"))  # no temporary file left behind
+    storage.delete("cards/release-1.md")
+    storage.delete("cards/release-1.md")  # already gone: another run deleted it first
+    assert storage.files("cards") == []
 
 
 def test_an_s3_root_stays_a_uri_and_its_catalog_is_local(tmp_path, monkeypatch):
