@@ -8,7 +8,7 @@ import polars as pl
 
 from pipelines.core.enrich import enrich_papers
 from pipelines.core.hashing import table_hash
-from pipelines.core.identity import assign_paper_ids
+from pipelines.core.identity import SentenceCache, assign_paper_ids
 from pipelines.core.related import RelatedUpdate, Vocabulary, update_related
 from pipelines.core.validation import validate
 from schemas.tables import (
@@ -26,6 +26,8 @@ from schemas.tables import (
 # update it instead of redoing it.
 RELATED_VOCABULARY = "related_vocabulary"
 RELATED_WORD_COUNTS = "related_word_counts"
+# Not published either: the sentence hashes of each paper's latest abstract, for matching.
+PAPER_SENTENCES = "paper_sentences"
 
 
 def digest_statuses(staged_digests: pl.DataFrame) -> pl.DataFrame:
@@ -74,6 +76,7 @@ class Previous:
     related: pl.DataFrame = field(default_factory=lambda: empty_frame(RelatedPaperSchema))
     vocabulary: Vocabulary | None = None
     word_counts: pl.DataFrame | None = None
+    sentences: pl.DataFrame | None = None  # SentenceCache.frame, when one was kept
 
     @classmethod
     def nothing(cls) -> Previous:
@@ -82,17 +85,20 @@ class Previous:
 
 def build_papers(
     entries: pl.DataFrame, previous: Previous
-) -> tuple[pl.DataFrame, pl.DataFrame, RelatedUpdate]:
-    """(appearances, papers, related papers with what they were computed from) from the
-    valid entries of ingested digests."""
+) -> tuple[pl.DataFrame, pl.DataFrame, RelatedUpdate, SentenceCache]:
+    """(appearances, papers, related papers with what they were computed from, the
+    papers' sentence hashes) from the valid entries of ingested digests."""
+    sentences = SentenceCache(previous.sentences)
     if entries.height == 0:
         nothing = empty_frame(PaperSchema)
         return (
             empty_frame(AppearanceSchema),
             nothing,
             update_related(nothing, nothing, empty_frame(RelatedPaperSchema), None),
+            SentenceCache(),
         )
-    matched = assign_paper_ids(entries, previous.appearances)  # in date, position order
+    # In date, position order.
+    matched = assign_paper_ids(entries, previous.appearances, sentences)
     # A paper listed twice in one digest appears once, at its first position.
     appearances = (
         matched.unique(["digest_date", "paper_id"], keep="first", maintain_order=True)
@@ -125,7 +131,7 @@ def build_papers(
     related = update_related(
         papers, previous.papers, previous.related, previous.vocabulary, previous.word_counts
     )
-    return appearances, papers, related
+    return appearances, papers, related, sentences
 
 
 def build_tables(
@@ -134,14 +140,14 @@ def build_tables(
     staged_quarantine: pl.DataFrame,
     previous: Previous,
 ) -> dict[str, pl.DataFrame]:
-    """The published tables, each validated against its schema, RELATED_VOCABULARY and
-    RELATED_WORD_COUNTS.
+    """The published tables, each validated against its schema, and the unpublished
+    RELATED_VOCABULARY, RELATED_WORD_COUNTS and PAPER_SENTENCES.
 
     Rows that fail their schema are moved to quarantine (stage `schema:<table>`)."""
     digests = digest_statuses(staged_digests)
     ingested = digests.filter(pl.col("status") == "ingested")["digest_id"]
     entries = staged_entries.filter(pl.col("digest_id").is_in(ingested.implode()))
-    appearances, papers, update = build_papers(entries, previous)
+    appearances, papers, update, sentences = build_papers(entries, previous)
     related = update.related
 
     rejected: list[pl.DataFrame] = []
@@ -163,15 +169,17 @@ def build_tables(
     tables["quarantine"] = quarantine.sort("digest_id", "line_start", "stage", "reason")
     tables[RELATED_VOCABULARY] = update.vocabulary.to_frame()
     tables[RELATED_WORD_COUNTS] = update.counts
+    tables[PAPER_SENTENCES] = sentences.frame
     return tables
 
 
 def build_from_staging(staging, previous: Previous) -> dict[str, pl.DataFrame]:
     """The published tables, built from everything staged; what their related_papers were
-    computed from is kept in staging for the next build."""
+    computed from and the papers' sentence hashes are kept in staging for the next build."""
     tables = build_tables(
         staging.read("digest"), staging.read("entries"), staging.read("quarantine"), previous
     )
+    staging.save_sentences(tables.pop(PAPER_SENTENCES))
     staging.save_related_state(
         table_hash(tables["related_papers"], TABLE_KEYS["related_papers"]),
         tables.pop(RELATED_VOCABULARY),

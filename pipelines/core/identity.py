@@ -111,7 +111,46 @@ def _score(paper: _Paper, title_key: str, abstract_key: str) -> tuple[float, flo
     return (abstract, title) if abstract else None
 
 
-def assign_paper_ids(entries: pl.DataFrame, published: pl.DataFrame | None = None) -> pl.DataFrame:
+class SentenceCache:
+    """The sentence hashes of each paper's latest abstract (paper_id, abstract_hash,
+    sentences), kept between builds: hashing the sentences of every known abstract is
+    most of what finding a new digest's candidates costs. An abstract whose hash is not
+    cached is hashed again, so a missing or stale cache costs time, never a wrong match."""
+
+    COLUMNS = ("paper_id", "abstract_hash", "sentences")
+
+    def __init__(self, frame: pl.DataFrame | None = None) -> None:
+        empty = pl.DataFrame(
+            schema={
+                "paper_id": pl.String,
+                "abstract_hash": pl.UInt64,
+                "sentences": pl.List(pl.UInt64),
+            }
+        )
+        self.frame = frame.select(self.COLUMNS) if frame is not None else empty
+
+    def sentences_of(self, latest: pl.DataFrame, hashed: pl.DataFrame | None = None):
+        """(paper_id, abstract_hash, sentences) of `latest` (paper_id, abstract): cached,
+        found in `hashed` (abstract_hash, sentences), or hashed now."""
+        keyed = latest.select("paper_id", "abstract", abstract_hash=pl.col("abstract").hash(0))
+        known = self.frame.select("abstract_hash", "sentences")
+        if hashed is not None:
+            known = pl.concat([known, hashed.select(known.columns)], how="vertical")
+        known = known.unique("abstract_hash", keep="first")
+        found = keyed.join(known, on="abstract_hash", how="left")
+        missing = found.filter(pl.col("sentences").is_null()).with_columns(
+            sentences=_sentences_expr("abstract")
+        )
+        return pl.concat(
+            [found.filter(pl.col("sentences").is_not_null()), missing], how="vertical"
+        ).select(self.COLUMNS)
+
+
+def assign_paper_ids(
+    entries: pl.DataFrame,
+    published: pl.DataFrame | None = None,
+    sentence_cache: SentenceCache | None = None,
+) -> pl.DataFrame:
     """Add `paper_id`, `title_key` and `match_reason` to entries, in ENTRY_ORDER.
 
     entries: digest_id, position, digest_date, title, abstract (other columns are kept).
@@ -120,7 +159,10 @@ def assign_paper_ids(entries: pl.DataFrame, published: pl.DataFrame | None = Non
     matched in (digest_date, position) order, so results are deterministic, against the
     known papers that could be theirs: those found through the two indexes, computed in
     Polars, so the Python work follows what is new rather than everything published.
+    `sentence_cache` is used and left holding the sentences of every paper's latest
+    abstract.
     """
+    cache = sentence_cache or SentenceCache()
     entries = entries.sort(ENTRY_ORDER).with_columns(title_key=title_key_expr("title"))
     columns = ["digest_id", "position", "title", "paper_id", "match_reason"]
     if published is not None and published.height:
@@ -137,13 +179,13 @@ def assign_paper_ids(entries: pl.DataFrame, published: pl.DataFrame | None = Non
         entries = entries.with_columns(_published_reason=pl.lit(None, pl.String))
 
     new = entries.filter(pl.col("paper_id").is_null()).with_columns(
-        abstract_key=abstract_key_expr("abstract")
+        abstract_key=abstract_key_expr("abstract"), sentences=_sentences_expr("abstract")
     )
-    pairs = new.select("title_key", "abstract_key", sentences=_sentences_expr("abstract")).unique(
+    pairs = new.select("title_key", "abstract_key", "sentences").unique(
         ["title_key", "abstract_key"], keep="first", maintain_order=True
     )
     known = entries.filter(pl.col("paper_id").is_not_null())
-    index = _index_of_candidates(known, pairs)
+    index = _index_of_candidates(known, pairs, cache)
     taken = set(known["paper_id"].unique())
     ids: list[str] = []
     for title_key, abstract_key, sentences, alone in pairs.with_columns(
@@ -167,6 +209,10 @@ def assign_paper_ids(entries: pl.DataFrame, published: pl.DataFrame | None = Non
     entries = entries.join(
         new_ids, on=["digest_id", "position"], how="left", maintain_order="left"
     ).with_columns(paper_id=pl.coalesce("paper_id", "new_id"))
+    cache.frame = cache.sentences_of(
+        entries.group_by("paper_id").agg(pl.col("abstract").last()),
+        new.select(abstract_hash=pl.col("abstract").hash(0), sentences="sentences"),
+    )
     # Reasons are recomputed for every paper an entry joined (its first appearance may
     # have changed); the others keep the reasons they were published with.
     touched = (
@@ -235,7 +281,9 @@ def _alone(pairs: pl.DataFrame, index: PaperIndex) -> pl.Series:
     )
 
 
-def _index_of_candidates(known: pl.DataFrame, pairs: pl.DataFrame) -> PaperIndex:
+def _index_of_candidates(
+    known: pl.DataFrame, pairs: pl.DataFrame, cache: SentenceCache
+) -> PaperIndex:
     """A PaperIndex of the known papers that could be one of the new pairs: those that
     went by one of their folded titles, or share a sentence with one of their abstracts.
     Sentences that more than MAX_PAPERS_PER_SENTENCE known papers share are boilerplate."""
@@ -243,10 +291,10 @@ def _index_of_candidates(known: pl.DataFrame, pairs: pl.DataFrame) -> PaperIndex
     if known.height == 0 or pairs.height == 0:
         return index
     titles = known.select("paper_id", "title_key").unique()
-    latest = known.group_by("paper_id").agg(pl.col("abstract").last())
+    latest = cache.sentences_of(known.group_by("paper_id").agg(pl.col("abstract").last()))
     wanted = pairs.select(sentence=pl.col("sentences")).explode("sentence").drop_nulls().unique()
     holders = (
-        latest.select("paper_id", sentence=_sentences_expr("abstract"))
+        latest.select("paper_id", sentence="sentences")
         .explode("sentence")
         .join(wanted, on="sentence", how="semi")
         .unique()

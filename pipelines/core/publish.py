@@ -89,7 +89,8 @@ def read_release_table(paths: WarehousePaths, release: dict, name: str) -> pl.Da
 
 def previous_build(paths: WarehousePaths, release: dict | None = None) -> Previous:
     """What a new build starts from: the appearances, papers and related papers of
-    `release` (default: the latest), and what its related papers were computed from.
+    `release` (default: the latest), what its related papers were computed from, and the
+    kept sentence hashes of the papers' abstracts.
     Nothing when there is no release or its files are damaged (a repair is then a fresh
     build: ids are derived from content)."""
     release = release or latest_release(paths)
@@ -105,10 +106,15 @@ def previous_build(paths: WarehousePaths, release: dict | None = None) -> Previo
         state = paths.staging.related_state(release["related_papers_hash"])
     except Exception:  # then related papers are recomputed
         related, state = empty_frame(RelatedPaperSchema), None
-    if state is None:
-        return Previous(appearances, papers, related)
-    vocabulary, word_counts = state
-    return Previous(appearances, papers, related, Vocabulary.from_frame(vocabulary), word_counts)
+    vocabulary, word_counts = state if state is not None else (None, None)
+    return Previous(
+        appearances,
+        papers,
+        related,
+        Vocabulary.from_frame(vocabulary) if vocabulary is not None else None,
+        word_counts,
+        paths.staging.sentences(),
+    )
 
 
 def refresh_catalog(paths: WarehousePaths) -> list[int]:

@@ -240,6 +240,21 @@ class StagingArea:
         except (OSError, pl.exceptions.PolarsError):
             return None
 
+    @property
+    def _sentences_file(self) -> str:
+        return f"{self.prefix}/matching/sentences.parquet"
+
+    def save_sentences(self, frame: pl.DataFrame) -> None:
+        """Keep the sentence hashes of the papers' latest abstracts (SentenceCache)."""
+        self.storage.write_parquet(frame, self._sentences_file)
+
+    def sentences(self) -> pl.DataFrame | None:
+        """The kept sentence hashes, or None (then every abstract is hashed again)."""
+        try:
+            return self.storage.read_parquet([self._sentences_file])
+        except (OSError, pl.exceptions.PolarsError):
+            return None
+
     def read(self, name: str) -> pl.DataFrame:
         """All staged rows of one kind (digest, entries or quarantine)."""
         ids = self.digest_ids()

@@ -186,3 +186,28 @@ def test_pairs_that_share_nothing_skip_the_matcher_without_changing_any_id(monke
     monkeypatch.setattr(identity, "_alone", lambda pairs, index: pl.repeat(False, pairs.height))
     assert fast.equals(assign_paper_ids(entries(*rows)))
     assert fast["paper_id"].n_unique() == 3
+
+
+def test_a_kept_sentence_cache_gives_the_same_ids_and_follows_the_latest_abstracts():
+    from pipelines.core.identity import SentenceCache, _sentences_expr
+    from pipelines.core.parsing import parse_digest
+    from pipelines.core.staging import stage_digest
+    from pipelines.core.synthetic import generate_digests
+
+    landed = dt.datetime(2025, 6, 1, tzinfo=dt.UTC)
+    days = [
+        stage_digest(parse_digest(text.encode(), name, landed)).entries
+        for name, text in generate_digests(6, seed=5, entries_per_digest=20)
+    ]
+    cache = SentenceCache()
+    first = assign_paper_ids(pl.concat(days[:3]), None, cache)
+    published = first.select("digest_id", "position", "title", "paper_id", "match_reason")
+    with_cache = assign_paper_ids(pl.concat(days), published, cache)
+    without = assign_paper_ids(pl.concat(days), published)
+    assert with_cache.equals(without)
+    # The cache now holds the sentences of every paper's latest abstract, and only those.
+    latest = with_cache.group_by("paper_id").agg(pl.col("abstract").last())
+    expected = latest.select("paper_id", sentences=_sentences_expr("abstract"))
+    assert cache.frame.select("paper_id", "sentences").sort("paper_id").equals(
+        expected.sort("paper_id")
+    )
