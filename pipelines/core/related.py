@@ -314,10 +314,7 @@ def update_related(
         .filter(~pl.col("row").is_in(pl.Series(recompute).implode()))
         .select("row", "col", "score")
     )
-    offers = _products(vectors[changed_rows], vectors, changed_rows).select(
-        row="col", col="row", score="score"
-    )
-    offers = offers.filter(~pl.col("row").is_in(pl.Series(recompute).implode()))
+    offers = _offers(vectors, changed_rows, recompute, k)
     offered = offers.select("row").unique()
     merged = pl.concat(
         [
@@ -328,3 +325,19 @@ def update_related(
     )
     related = _as_table(pl.concat([recomputed, merged], how="vertical"), ids)
     return RelatedUpdate(related, vocabulary, counts)
+
+
+def _offers(vectors: sparse.csr_matrix, changed: np.ndarray, skipped: np.ndarray, k: int):
+    """(row, col, score): for each row not in `skipped`, its best `k` of the `changed`
+    rows. In blocks, like _neighbours; each block keeps only its best k for each row."""
+    subset = vectors[changed]
+    parts = [
+        _top(
+            _products(subset[start:end], vectors, changed[start:end])
+            .select(row="col", col="row", score="score")
+            .filter(~pl.col("row").is_in(pl.Series(skipped).implode())),
+            k,
+        )
+        for start, end in _blocks(subset)
+    ]
+    return pl.concat(parts, how="vertical") if parts else _no_pairs()

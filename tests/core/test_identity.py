@@ -208,6 +208,8 @@ def test_a_kept_sentence_cache_gives_the_same_ids_and_follows_the_latest_abstrac
     # The cache now holds the sentences of every paper's latest abstract, and only those.
     latest = with_cache.group_by("paper_id").agg(pl.col("abstract").last())
     expected = latest.select("paper_id", sentences=_sentences_expr("abstract"))
-    assert cache.frame.select("paper_id", "sentences").sort("paper_id").equals(
-        expected.sort("paper_id")
+    assert (
+        cache.frame.select("paper_id", "sentences")
+        .sort("paper_id")
+        .equals(expected.sort("paper_id"))
     )

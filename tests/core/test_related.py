@@ -1,4 +1,5 @@
 import polars as pl
+import pytest
 
 from pipelines.core.related import related_papers
 from schemas.tables import RelatedPaperSchema
@@ -93,8 +94,12 @@ def _updated(before: pl.DataFrame, after: pl.DataFrame, k: int = 2):
     return update_related(after, before, previous, vocabulary, counts, k), vocabulary
 
 
-def test_an_update_equals_a_full_computation_with_the_same_vocabulary():
+@pytest.mark.parametrize("block_pairs", [5_000_000, 3])  # 3: about a row per block
+def test_an_update_equals_a_full_computation_with_the_same_vocabulary(monkeypatch, block_pairs):
+    from pipelines.core import related
     from pipelines.core.related import word_counts
+
+    monkeypatch.setattr(related, "_BLOCK_PAIRS", block_pairs)
 
     # Two papers that share words only with each other: the new paper offers them nothing.
     apart = pl.DataFrame(
