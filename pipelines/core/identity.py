@@ -129,7 +129,9 @@ class SentenceCache:
         )
         self.frame = frame.select(self.COLUMNS) if frame is not None else empty
 
-    def sentences_of(self, latest: pl.DataFrame, hashed: pl.DataFrame | None = None):
+    def sentences_of(
+        self, latest: pl.DataFrame, hashed: pl.DataFrame | None = None
+    ) -> pl.DataFrame:
         """(paper_id, abstract_hash, sentences) of `latest` (paper_id, abstract): cached,
         found in `hashed` (abstract_hash, sentences), or hashed now."""
         keyed = latest.select("paper_id", "abstract", abstract_hash=pl.col("abstract").hash(0))

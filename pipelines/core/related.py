@@ -327,7 +327,9 @@ def update_related(
     return RelatedUpdate(related, vocabulary, counts)
 
 
-def _offers(vectors: sparse.csr_matrix, changed: np.ndarray, skipped: np.ndarray, k: int):
+def _offers(
+    vectors: sparse.csr_matrix, changed: np.ndarray, skipped: np.ndarray, k: int
+) -> pl.DataFrame:
     """(row, col, score): for each row not in `skipped`, its best `k` of the `changed`
     rows. In blocks, like _neighbours; each block keeps only its best k for each row."""
     subset = vectors[changed]
