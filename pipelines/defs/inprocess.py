@@ -1,6 +1,5 @@
 """Run the asset graph in this process: what `papers ingest` does."""
 
-import functools
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,6 +111,7 @@ class _RunOnlyEventLog(InMemoryEventLogStorage):
     cost 5 ms each, and every event is written through one held connection."""
 
     def __init__(self) -> None:
+        self._tables: dict[str, bool] = {}
         super().__init__()
         with self._held_conn.begin():  # what each new connection used to be given
             self._held_conn.exec_driver_sql("PRAGMA foreign_keys=ON;").close()
@@ -127,10 +127,12 @@ class _RunOnlyEventLog(InMemoryEventLogStorage):
         with self._db_lock, self._held_conn.begin():
             yield self._held_conn
 
-    @functools.cache  # noqa: B019 (one instance per command: nothing outlives it)
     def has_table(self, table_name: str) -> bool:
-        """Asked before storing each event; the tables never change."""
-        return super().has_table(table_name)
+        """Asked before storing each event; the tables never change, so ask SQLite once.
+        (A dict of this instance's: functools.cache would keep every instance alive.)"""
+        if table_name not in self._tables:
+            self._tables[table_name] = super().has_table(table_name)
+        return self._tables[table_name]
 
     def _store_asset_check_evaluation_planned(self, event, event_id) -> None:
         """One row per partition, as Dagster stores it, but the event (which lists every
