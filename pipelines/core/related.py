@@ -172,7 +172,8 @@ def _blocks(vectors: sparse.csr_matrix) -> list[tuple[int, int]]:
 
 
 def _top(pairs: pl.DataFrame, k: int) -> pl.DataFrame:
-    """The best `k` (row, col, score) of each row, best first, ties broken by col."""
+    """The best `k` (row, col, score) of each row, ties broken by col; in no particular
+    order (_as_table puts them in order, once)."""
     return (
         pairs.lazy()
         .filter(pl.col("row") != pl.col("col"))
@@ -182,7 +183,6 @@ def _top(pairs: pl.DataFrame, k: int) -> pl.DataFrame:
         .group_by("row")
         .agg(pl.col("col", "score").top_k_by(["score", "col"], k, reverse=[False, True]))
         .explode("col", "score")
-        .sort(["row", "score", "col"], descending=[False, True, False])
         .collect()
     )
 
@@ -215,6 +215,7 @@ def _no_pairs() -> pl.DataFrame:
 
 
 def _as_table(top: pl.DataFrame, ids: np.ndarray) -> pl.DataFrame:
+    """RelatedPaperSchema rows of (row, col, score) pairs: best first, ranked per paper."""
     top = top.sort(["row", "score", "col"], descending=[False, True, False])
     return pl.DataFrame(
         {
