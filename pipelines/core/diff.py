@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import polars as pl
 
+from pipelines.core.hashing import row_hashes
+
 DIFF_COLUMNS = {
     "change": pl.String,
     "paper_id": pl.String,
@@ -22,7 +24,7 @@ def diff_papers(before: pl.DataFrame, after: pl.DataFrame) -> pl.DataFrame:
         # Most papers are the same row in both: set them aside by their row hashes, so the
         # column-by-column comparison runs only over what was added, removed or changed.
         hashed = [
-            frame.select("paper_id", row_hash=frame.select(shared).hash_rows(seed=0))
+            frame.select("paper_id", row_hash=row_hashes(frame.select(shared)))
             for frame in (before, after)
         ]
         same = hashed[0].join(hashed[1], on=["paper_id", "row_hash"]).select("paper_id")

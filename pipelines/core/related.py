@@ -81,22 +81,25 @@ def word_counts(papers: pl.DataFrame) -> pl.DataFrame:
     return _as_lists(papers, _word_counts(papers))
 
 
+def _row_numbers(papers: pl.DataFrame, name: str = "doc") -> pl.DataFrame:
+    """(paper_id, `name`): each paper's row number in `papers`."""
+    return papers.select("paper_id", pl.int_range(pl.len(), dtype=pl.Int64).alias(name))
+
+
 def _as_lists(papers: pl.DataFrame, counted: pl.DataFrame) -> pl.DataFrame:
     """word_counts rows from (doc, word, tf) rows, doc being the paper's row in `papers`."""
-    rows = papers.select("paper_id", doc=pl.int_range(pl.len(), dtype=pl.Int64))
     return (
         counted.group_by("doc")
         .agg(words="word", tf="tf")
-        .join(rows, on="doc")
+        .join(_row_numbers(papers), on="doc")
         .select("paper_id", "words", "tf")
     )
 
 
 def _by_doc(papers: pl.DataFrame, counts: pl.DataFrame) -> pl.DataFrame:
     """(doc, word, tf) from word_counts rows, doc being the paper's row in `papers`."""
-    rows = papers.select("paper_id", doc=pl.int_range(pl.len(), dtype=pl.Int64))
     return (
-        counts.join(rows, on="paper_id")
+        counts.join(_row_numbers(papers), on="paper_id")
         .select("doc", word="words", tf="tf")
         .explode("word", "tf")
         .drop_nulls("word")
@@ -297,7 +300,7 @@ def update_related(
     if vectors.nnz == 0:
         return RelatedUpdate(empty_frame(RelatedPaperSchema), vocabulary, counts)
     ids = papers["paper_id"].to_numpy()
-    row_of = papers.select("paper_id", row=pl.int_range(pl.len(), dtype=pl.Int64))
+    row_of = _row_numbers(papers, "row")
     moved = pl.concat([changed, gone]).implode()
     # Lists that held a paper that changed or left, and the changed papers' own lists.
     stale = previous_related.filter(pl.col("related_id").is_in(moved))["paper_id"]
