@@ -272,3 +272,19 @@ def test_a_lost_related_papers_state_costs_a_full_computation_not_a_wrong_table(
     assert Vocabulary.from_frame(vocabulary).n_papers == latest["papers_rows"]  # counted afresh
     papers = read_release_table(paths, latest, "papers")
     assert read_release_table(paths, latest, "related_papers").equals(related_papers(papers))
+
+
+def test_keeping_the_related_state_leaves_another_runs_unfinished_write_alone(warehouse):
+    from pipelines.core.related import Vocabulary, vocabulary_of, word_counts
+    from tests.core.test_related import papers
+
+    staging = WarehousePaths(str(warehouse)).staging
+    frames = (vocabulary_of(papers()).to_frame(), word_counts(papers()))
+    staging.save_related_state("older", *frames)
+    half_written = warehouse / "staging" / "related" / ".tmp-another-run"
+    half_written.write_bytes(b"half")  # another run's state, not yet renamed into place
+    staging.save_related_state("newer", *frames)
+    assert half_written.exists()
+    assert staging.related_state("older") is None  # finished older states are pruned
+    vocabulary, _ = staging.related_state("newer")
+    assert Vocabulary.from_frame(vocabulary).n_papers == papers().height

@@ -25,6 +25,9 @@ _S3_ENVIRONMENT = {
     "AWS_SESSION_TOKEN": ("AWS_SESSION_TOKEN",),
 }
 
+# Local writes go to a temporary file beside the target, then a rename.
+_TMP_PREFIX = ".tmp-"
+
 
 def is_remote(root: str) -> bool:
     return root.startswith("s3://")
@@ -108,7 +111,7 @@ class Storage:
             return
         parent = path.rsplit("/", 1)[0]
         self.fs.create_dir(parent, recursive=True)
-        tmp = f"{parent}/.tmp-{uuid.uuid4().hex}"
+        tmp = f"{parent}/{_TMP_PREFIX}{uuid.uuid4().hex}"
         try:
             with self.fs.open_output_stream(tmp) as stream:
                 write(stream)
@@ -125,13 +128,15 @@ class Storage:
             pass
 
     def files(self, relative: str) -> list[str]:
-        """Paths (relative to `relative`) of every file below it; none when it is absent."""
+        """Paths (relative to `relative`) of every file below it; none when it is absent.
+        A file another run is still writing (its temporary file) is not one yet: a caller
+        that deleted it would make that run's rename fail."""
         base = self._path(relative)
         selector = pafs.FileSelector(base, recursive=True, allow_not_found=True)
         return sorted(
             info.path.removeprefix(base).lstrip("/")
             for info in self.fs.get_file_info(selector)
-            if info.type == pafs.FileType.File
+            if info.type == pafs.FileType.File and not info.base_name.startswith(_TMP_PREFIX)
         )
 
     def read_parquet(self, relatives: list[str]) -> pl.DataFrame:

@@ -35,6 +35,8 @@ def test_local_storage_writes_whole_files_and_lists_them(tmp_path):
     storage.delete("cards/release-1.md")
     storage.delete("cards/release-1.md")  # already gone: another run deleted it first
     assert storage.files("cards") == []
+    (tmp_path / "root" / "cards" / ".tmp-0123").write_bytes(b"half")  # another run's write
+    assert storage.files("cards") == []  # not a file yet: nobody may delete it
 
 
 def test_an_s3_root_stays_a_uri_and_its_catalog_is_local(tmp_path, monkeypatch):
