@@ -21,14 +21,6 @@ from schemas.tables import (
     empty_frame,
 )
 
-# Not published: the word weights related_papers was computed with and the papers' word
-# counts, kept in staging under that table's content hash so that the next build can
-# update it instead of redoing it.
-RELATED_VOCABULARY = "related_vocabulary"
-RELATED_WORD_COUNTS = "related_word_counts"
-# Not published either: the sentence hashes of each paper's latest abstract, for matching.
-PAPER_SENTENCES = "paper_sentences"
-
 
 def digest_statuses(staged_digests: pl.DataFrame) -> pl.DataFrame:
     """Add `status` and `superseded_by`.
@@ -134,16 +126,35 @@ def build_papers(
     return appearances, papers, related, sentences
 
 
+@dataclass(frozen=True)
+class Kept:
+    """What a build keeps in staging for the next one, unpublished: the word weights and
+    counts its related papers were computed with (kept under that table's content hash),
+    and the sentence hashes of each paper's latest abstract."""
+
+    related: RelatedUpdate
+    sentences: SentenceCache
+
+
 def build_tables(
     staged_digests: pl.DataFrame,
     staged_entries: pl.DataFrame,
     staged_quarantine: pl.DataFrame,
     previous: Previous,
 ) -> dict[str, pl.DataFrame]:
-    """The published tables, each validated against its schema, and the unpublished
-    RELATED_VOCABULARY, RELATED_WORD_COUNTS and PAPER_SENTENCES.
+    """The published tables, each validated against its schema.
 
     Rows that fail their schema are moved to quarantine (stage `schema:<table>`)."""
+    return _build(staged_digests, staged_entries, staged_quarantine, previous)[0]
+
+
+def _build(
+    staged_digests: pl.DataFrame,
+    staged_entries: pl.DataFrame,
+    staged_quarantine: pl.DataFrame,
+    previous: Previous,
+) -> tuple[dict[str, pl.DataFrame], Kept]:
+    """build_tables, and what the build keeps for the next one."""
     digests = digest_statuses(staged_digests)
     ingested = digests.filter(pl.col("status") == "ingested")["digest_id"]
     entries = staged_entries.filter(pl.col("digest_id").is_in(ingested.implode()))
@@ -167,25 +178,22 @@ def build_tables(
     if checked.n_failed:  # cannot quarantine the quarantine: fail loudly instead
         raise ValueError(f"quarantine rows failed their schema: {checked.failures.head(5)}")
     tables["quarantine"] = quarantine.sort("digest_id", "line_start", "stage", "reason")
-    tables[RELATED_VOCABULARY] = update.vocabulary.to_frame()
-    tables[RELATED_WORD_COUNTS] = update.counts
-    tables[PAPER_SENTENCES] = sentences.frame
-    return tables
+    return tables, Kept(update, sentences)
 
 
 def build_from_staging(staging, previous: Previous) -> dict[str, pl.DataFrame]:
     """The published tables, built from everything staged; what their related_papers were
     computed from and the papers' sentence hashes are kept in staging for the next build."""
-    tables = build_tables(
+    tables, kept = _build(
         staging.read("digest"), staging.read("entries"), staging.read("quarantine"), previous
     )
-    staging.save_sentences(tables.pop(PAPER_SENTENCES))
+    staging.save_sentences(kept.sentences.frame)
     staging.save_related_state(
         table_hash(tables["related_papers"], TABLE_KEYS["related_papers"]),
-        tables.pop(RELATED_VOCABULARY),
-        tables.pop(RELATED_WORD_COUNTS),  # a row per paper: not held while publishing
+        kept.related.vocabulary.to_frame(),
+        kept.related.counts,
     )
-    return tables
+    return tables  # not `kept`: its word counts (a row per paper) are not held while publishing
 
 
 def built_from(tables: dict[str, pl.DataFrame]) -> set[str]:
