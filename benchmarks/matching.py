@@ -85,6 +85,14 @@ def _punctuation(rng: random.Random, title: str) -> str:
 
 
 def _typo(rng: random.Random, title: str, n: int | None = None) -> str:
+    """The title after 1-2 character edits (n of them), never the title itself: swapping
+    two equal letters would leave a "one typo apart" pair with one title."""
+    while (typo := _edits(rng, title, n)) == title:
+        pass
+    return typo
+
+
+def _edits(rng: random.Random, title: str, n: int | None) -> str:
     chars = list(title)
     for _ in range(n or rng.choice([1, 2])):
         letters = [i for i, c in enumerate(chars) if c.isalpha()]
