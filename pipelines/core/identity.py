@@ -51,7 +51,9 @@ class _Paper:
 
 class PaperIndex:
     """The papers a new (title, abstract) pair may belong to (the known candidates, and
-    the papers minted so far in this build), indexed by folded title and by sentence."""
+    the papers minted so far in this build), indexed by folded title and by sentence.
+    `boilerplate` is decided before matching, over the known papers and the new pairs
+    together, so whether a sentence is evidence does not depend on the order of entries."""
 
     def __init__(self) -> None:
         self.papers: dict[str, _Paper] = {}
@@ -72,7 +74,7 @@ class PaperIndex:
             if sentence in self.boilerplate:
                 continue
             holders = self.by_sentence.setdefault(sentence, [])
-            if paper not in holders[-2:] and len(holders) <= MAX_PAPERS_PER_SENTENCE:
+            if paper not in holders[-2:]:
                 holders.append(paper)
 
     def match(self, title_key: str, abstract_key: str, sentences: list[int]) -> str | None:
@@ -83,7 +85,7 @@ class PaperIndex:
         need, shared = min(2, len(sentences)), {}
         for sentence in sentences:
             holders = self.by_sentence.get(sentence)
-            if holders and len(holders) <= MAX_PAPERS_PER_SENTENCE:
+            if holders:
                 for paper in holders:
                     n = shared[paper] = shared.get(paper, 0) + 1
                     if n == need:
@@ -257,16 +259,18 @@ def _sentences_expr(abstract: str) -> pl.Expr:
 
 def _alone(pairs: pl.DataFrame, index: PaperIndex) -> pl.Series:
     """Whether each (title_key, abstract_key, sentences) pair shares its folded title and
-    every sentence with no other pair and no indexed paper: then nothing can match it."""
+    every sentence that is evidence (not boilerplate) with no other pair and no indexed
+    paper: then nothing can match it."""
     row = pl.int_range(pl.len(), dtype=pl.UInt32)
     sentences = (
         pairs.select(row=row, sentence="sentences")
         .explode("sentence")
         .drop_nulls()
         .unique()
+        .filter(~pl.col("sentence").is_in(list(index.boilerplate)))
         .with_columns(
             shared=(pl.len().over("sentence") > 1)
-            | pl.col("sentence").is_in(list(index.by_sentence) + list(index.boilerplate))
+            | pl.col("sentence").is_in(list(index.by_sentence))
         )
         .group_by("row")
         .agg(pl.col("shared").any())
@@ -288,30 +292,43 @@ def _index_of_candidates(
 ) -> PaperIndex:
     """A PaperIndex of the known papers that could be one of the new pairs: those that
     went by one of their folded titles, or share a sentence with one of their abstracts.
-    Sentences that more than MAX_PAPERS_PER_SENTENCE known papers share are boilerplate."""
+    Sentences held by more than MAX_PAPERS_PER_SENTENCE known papers and new pairs
+    together are boilerplate."""
     index = PaperIndex()
-    if known.height == 0 or pairs.height == 0:
+    if pairs.height == 0:
+        return index
+    in_pairs = (
+        pairs.select(row=pl.int_range(pl.len()), sentence="sentences")
+        .explode("sentence")
+        .drop_nulls()
+        .unique()
+        .group_by("sentence")
+        .agg(n=pl.len())
+    )
+    if known.height == 0:
+        common = in_pairs.filter(pl.col("n") > MAX_PAPERS_PER_SENTENCE)
+        index.boilerplate = set(common["sentence"].to_list())
         return index
     titles = known.select("paper_id", "title_key").unique()
     latest = cache.sentences_of(known.group_by("paper_id").agg(pl.col("abstract").last()))
-    wanted = pairs.select(sentence=pl.col("sentences")).explode("sentence").drop_nulls().unique()
     holders = (
         latest.select("paper_id", sentence="sentences")
         .explode("sentence")
-        .join(wanted, on="sentence", how="semi")
+        .join(in_pairs, on="sentence", how="semi")
         .unique()
     )
-    per_sentence = holders.group_by("sentence").agg(n=pl.len())
-    index.boilerplate = set(
-        per_sentence.filter(pl.col("n") > MAX_PAPERS_PER_SENTENCE)["sentence"].to_list()
+    per_sentence = (
+        pl.concat([holders.group_by("sentence").agg(n=pl.len()), in_pairs], how="vertical")
+        .group_by("sentence")
+        .agg(pl.col("n").sum())
     )
+    common = per_sentence.filter(pl.col("n") > MAX_PAPERS_PER_SENTENCE)
+    index.boilerplate = set(common["sentence"].to_list())
     candidates = (
         pl.concat(
             [
                 titles.join(pairs.select("title_key"), on="title_key", how="semi")["paper_id"],
-                holders.join(
-                    per_sentence.filter(pl.col("n") <= MAX_PAPERS_PER_SENTENCE), on="sentence"
-                )["paper_id"],
+                holders.join(common, on="sentence", how="anti")["paper_id"],
             ]
         )
         .unique()

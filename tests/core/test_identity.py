@@ -188,6 +188,36 @@ def test_pairs_that_share_nothing_skip_the_matcher_without_changing_any_id(monke
     assert fast["paper_id"].n_unique() == 3
 
 
+def test_sentences_common_to_many_new_pairs_are_boilerplate_not_evidence(monkeypatch):
+    import pipelines.core.identity as identity
+
+    # Every abstract opens with the same two sentences (boilerplate once more than
+    # MAX_PAPERS_PER_SENTENCE papers say them) and goes on about its own topic.
+    boilerplate = (
+        "This paper was accepted at a major venue this year. "
+        "We thank the reviewers for their many helpful comments. "
+    )
+    n = identity.MAX_PAPERS_PER_SENTENCE + 2
+    rows = [(D1, f"Study Number {i}", boilerplate + abstract_for(f"topic {i}")) for i in range(n)]
+    rows.append((D2, "Study Number 3", boilerplate + abstract_for("topic 3")))  # a repeat
+    out = assign_paper_ids(entries(*rows))
+    assert out["paper_id"].n_unique() == n
+
+    pairs = out.with_columns(
+        abstract_key=identity.abstract_key_expr("abstract"),
+        sentences=identity._sentences_expr("abstract"),
+    ).unique(["title_key", "abstract_key"], maintain_order=True)
+    index = identity._index_of_candidates(
+        out.clear(), pairs.select("title_key", "abstract_key", "sentences"), None
+    )
+    assert len(index.boilerplate) == 2
+    # Sharing only boilerplate, every pair is alone (the repeat is its paper's pair).
+    alone = identity._alone(pairs.select("title_key", "abstract_key", "sentences"), index)
+    assert alone.len() == n and alone.all()
+    monkeypatch.setattr(identity, "_alone", lambda pairs, index: pl.repeat(False, pairs.height))
+    assert out.equals(assign_paper_ids(entries(*rows)))
+
+
 def test_a_kept_sentence_cache_gives_the_same_ids_and_follows_the_latest_abstracts():
     from pipelines.core.identity import SentenceCache, _sentences_expr
     from pipelines.core.parsing import parse_digest
