@@ -97,6 +97,17 @@ def test_unchanged_papers_keep_their_columns_and_changed_ones_are_recomputed():
     assert again["acronym"][0] == "KEPT"
     changed = enrich_papers(papers(title=["TAME: A"], abstract_raw=["Other text."]), tampered)
     assert changed["acronym"][0] == "TAME"
+    retitled = enrich_papers(
+        papers(title=["TAME: B"], abstract_raw=["Continual learning."]), tampered
+    )
+    assert retitled["acronym"][0] == "TAME"
+    both = papers(
+        paper_id=["p0", "p1"],
+        title=["ReNO: B", "TAME: A"],
+        abstract_raw=["New.", "Continual learning."],
+    )
+    mixed = enrich_papers(both, tampered)
+    assert mixed.select("paper_id", "acronym").rows() == [("p0", "ReNO"), ("p1", "KEPT")]
     older_rules = tampered.with_columns(enrichment_version=pl.lit(1, pl.Int32))
     recomputed = enrich_papers(
         papers(title=["TAME: A"], abstract_raw=["Continual learning."]), older_rules
