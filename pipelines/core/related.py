@@ -19,6 +19,7 @@ import numpy as np
 import polars as pl
 from scipy import sparse
 
+from pipelines.core.diff import unchanged
 from pipelines.core.text import STOPWORDS
 from schemas.tables import RelatedPaperSchema, empty_frame
 
@@ -31,7 +32,6 @@ REFRESH_GROWTH = 0.10
 _STOPWORDS = sorted(STOPWORDS)
 _WORD = r"\b[a-z][a-z0-9]+\b"
 _PAPERS_PER_SLICE = 20_000
-_TEXT = ["paper_id", "title", "abstract"]
 
 
 @dataclass(frozen=True)
@@ -277,7 +277,7 @@ def update_related(
     only change by losing a neighbour that changed or left (then it is recomputed) or by
     gaining one of the new or changed papers (then that paper outscores its last one)."""
     papers = papers.sort("paper_id")
-    changed = papers.join(previous_papers.select(_TEXT), on=_TEXT, how="anti")["paper_id"]
+    changed = papers.filter(~unchanged(papers, previous_papers, ["title", "abstract"]))["paper_id"]
     if previous_counts is None:
         counted = _word_counts(papers)
         counts = _as_lists(papers, counted)
