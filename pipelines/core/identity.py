@@ -257,16 +257,23 @@ def _sentences_expr(abstract: str) -> pl.Expr:
     )
 
 
+def _pair_sentences(pairs: pl.DataFrame) -> pl.DataFrame:
+    """(row, sentence): the distinct sentences of each pair, row being the pair's number."""
+    return (
+        pairs.select(row=pl.int_range(pl.len(), dtype=pl.UInt32), sentence="sentences")
+        .explode("sentence")
+        .drop_nulls()
+        .unique()
+    )
+
+
 def _alone(pairs: pl.DataFrame, index: PaperIndex) -> pl.Series:
     """Whether each (title_key, abstract_key, sentences) pair shares its folded title and
     every sentence that is evidence (not boilerplate) with no other pair and no indexed
     paper: then nothing can match it."""
     row = pl.int_range(pl.len(), dtype=pl.UInt32)
     sentences = (
-        pairs.select(row=row, sentence="sentences")
-        .explode("sentence")
-        .drop_nulls()
-        .unique()
+        _pair_sentences(pairs)
         .filter(~pl.col("sentence").is_in(list(index.boilerplate)))
         .with_columns(
             shared=(pl.len().over("sentence") > 1)
@@ -297,18 +304,7 @@ def _index_of_candidates(
     index = PaperIndex()
     if pairs.height == 0:
         return index
-    in_pairs = (
-        pairs.select(row=pl.int_range(pl.len()), sentence="sentences")
-        .explode("sentence")
-        .drop_nulls()
-        .unique()
-        .group_by("sentence")
-        .agg(n=pl.len())
-    )
-    if known.height == 0:
-        common = in_pairs.filter(pl.col("n") > MAX_PAPERS_PER_SENTENCE)
-        index.boilerplate = set(common["sentence"].to_list())
-        return index
+    in_pairs = _pair_sentences(pairs).group_by("sentence").agg(n=pl.len())
     titles = known.select("paper_id", "title_key").unique()
     latest = cache.sentences_of(known.group_by("paper_id").agg(pl.col("abstract").last()))
     holders = (

@@ -208,7 +208,9 @@ def test_sentences_common_to_many_new_pairs_are_boilerplate_not_evidence(monkeyp
         sentences=identity._sentences_expr("abstract"),
     ).unique(["title_key", "abstract_key"], maintain_order=True)
     index = identity._index_of_candidates(
-        out.clear(), pairs.select("title_key", "abstract_key", "sentences"), None
+        out.clear(),
+        pairs.select("title_key", "abstract_key", "sentences"),
+        identity.SentenceCache(),
     )
     assert len(index.boilerplate) == 2
     # Sharing only boilerplate, every pair is alone (the repeat is its paper's pair).
