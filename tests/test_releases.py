@@ -225,6 +225,7 @@ def test_a_new_digest_updates_related_papers_with_the_vocabulary_of_the_last_rel
 ):
     from pipelines.core.related import Vocabulary, related_papers, vocabulary_of, word_counts
     from pipelines.core.synthetic import generate_digests
+    from tests.core.test_related import _long
 
     *history, (last_name, last_text) = generate_digests(16, seed=3)
     for name, text in history:
@@ -249,8 +250,7 @@ def test_a_new_digest_updates_related_papers_with_the_vocabulary_of_the_last_rel
     assert published.equals(related_papers(papers, vocabulary=vocabulary))
     assert published.height == 10 * second["papers_rows"]
     # ...and the word counts kept for the next build are those of its papers.
-    long = [c.explode("words", "tf").sort(pl.all()) for c in (counts, word_counts(papers))]
-    assert long[0].equals(long[1])
+    assert _long(counts).equals(_long(word_counts(papers)))
 
 
 def test_a_lost_related_papers_state_costs_a_full_computation_not_a_wrong_table(landing, warehouse):
