@@ -119,8 +119,9 @@ def test_seeds_ingested_into_s3_read_back_with_polars_and_duckdb(s3_env, s3_endp
     keys = _objects(s3_endpoint, "papers/")
     assert any(k.startswith("papers/tables/papers/_delta_log/") for k in keys)
     assert "papers/cards/release-1.md" in keys
-    staged = [k for k in keys if k.startswith("papers/staging/digests/")]
-    assert sum(k.endswith("/quarantine.parquet") for k in staged) == 5
+    staged = [k for k in keys if k.startswith("papers/staging/packs/")]
+    assert sum(k.endswith("/quarantine.parquet") for k in staged) == 1  # one parse step
+    assert len(paths.staging.digest_ids()) == 5
     assert not (Path.cwd() / "s3:").exists()  # the URI was never taken for a folder
     assert paths.catalog.is_relative_to(s3_env["XDG_CACHE_HOME"])
 

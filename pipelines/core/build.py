@@ -187,6 +187,7 @@ def build_from_staging(staging, previous: Previous) -> dict[str, pl.DataFrame]:
     tables, kept = _build(
         staging.read("digest"), staging.read("entries"), staging.read("quarantine"), previous
     )
+    staging.compact()  # the small packs of day-by-day runs, merged once there are many
     staging.save_sentences(kept.sentences.frame)
     staging.save_related_state(
         table_hash(tables["related_papers"], TABLE_KEYS["related_papers"]),

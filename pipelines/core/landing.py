@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipelines.core.parsing import ParsedDigest, parse_digest, reject_by_reference, sha256_hex
-from pipelines.core.staging import StagedDigest, StagingArea, stage_digests
+from pipelines.core.staging import StagingArea, stage_digests
 
 DIGEST_SUFFIX = ".txt"
 
@@ -117,7 +117,7 @@ def _utc(mtime_ns: int) -> dt.datetime:
 @dataclass(frozen=True)
 class IngestOutcome:
     key: str
-    staged: StagedDigest | None = None
+    digest: dict | None = None  # its staged digest row (DigestSchema, no build-time columns)
     fresh: bool = False  # parsed now (False: the same bytes were staged before)
     error: Exception | None = None  # LandingError, OSError, or an unexpected failure
 
@@ -135,7 +135,9 @@ def ingest_landed_files(
         outcomes: dict[str, IngestOutcome] = {}
         to_stage: dict[str, ParsedDigest] = {}  # by digest_id: the same bytes parse once
         same_as: dict[str, str] = {}  # key -> digest_id parsed under another name
+        known: dict[str, str] = {}  # key -> digest_id staged by an earlier run
         stats: dict[str, tuple[int, int]] = {}
+        staged_before = set(staging.digest_ids())
         for key in keys[start : start + batch_size]:
             try:
                 refused = None
@@ -146,8 +148,9 @@ def ingest_landed_files(
                     digest_id = sha256_hex(data)
                 except RefusedFile as error:
                     refused, digest_id = error, error.digest_id
-                if staging.has(digest_id):
-                    outcomes[key] = IngestOutcome(key, staging.load(digest_id))
+                if digest_id in staged_before:
+                    known[key] = digest_id
+                    outcomes[key] = IngestOutcome(key)
                 elif digest_id in to_stage:
                     same_as[key] = digest_id
                     outcomes[key] = IngestOutcome(key)
@@ -160,19 +163,23 @@ def ingest_landed_files(
                     outcomes[key] = IngestOutcome(key)
             except Exception as error:  # reported, not raised: one file must not stop a run
                 outcomes[key] = IngestOutcome(key, error=error)
-        staged_by_id = {}
-        for staged in stage_digests(list(to_stage.values())):
-            staging.write(staged)
-            staged_by_id[staged.digest_id] = staged
+        rows = {}  # digest_id -> digest row
+        if known:
+            staged_rows = staging.read("digest")
+            rows = {d["digest_id"]: d for d in staged_rows.iter_rows(named=True)}
+        fresh = stage_digests(list(to_stage.values()))
+        staging.write(fresh)  # one pack for the batch
+        for staged in fresh:
             key = staged.digest["source_path"][0]
-            outcomes[key] = IngestOutcome(key, staged, fresh=True)
-        for key, digest_id in same_as.items():
-            outcomes[key] = IngestOutcome(key, staged_by_id[digest_id])
+            rows[staged.digest_id] = staged.digest.row(0, named=True)
+            outcomes[key] = IngestOutcome(key, rows[staged.digest_id], fresh=True)
+        for key, digest_id in (known | same_as).items():
+            outcomes[key] = IngestOutcome(key, rows[digest_id])
         staging.remember_landed(
             {
-                key: [stats[key][0], stats[key][1], outcome.staged.digest_id]
+                key: [stats[key][0], stats[key][1], outcome.digest["digest_id"]]
                 for key, outcome in outcomes.items()
-                if outcome.staged is not None and key in stats
+                if outcome.digest is not None and key in stats
             }
         )
         yield from outcomes.values()

@@ -6,6 +6,7 @@ same bytes landing again (under any name) find their result already staged.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 
@@ -156,29 +157,127 @@ def _staged(parsed: ParsedDigest, entries: pl.DataFrame, failed_rows: list[dict]
 
 
 class StagingArea:
-    """`<warehouse>/staging/digests/<digest_id>/{digest,entries,quarantine}.parquet`, each
-    digest written whole, on the warehouse's storage (a local folder or S3)."""
+    """Parse results in packs, on the warehouse's storage (a local folder or S3):
+    `<warehouse>/staging/packs/<pack_id>/{digest,entries,quarantine}.parquet` hold the rows
+    of a batch of digests (one pack per parse step), so a build reads a few files, not
+    three per digest. Each file is written whole and the quarantine file, the marker,
+    last: a pack without it is not there yet. A digest is staged once a complete pack holds
+    it; one held by two packs (two runs staged the same bytes, or a merge was cut short)
+    is read from the first. The small packs that day-by-day runs leave are merged into one
+    from time to time (`compact`).
+
+    Warehouses staged before packs hold `staging/digests/<digest_id>/`: packs of one
+    digest, read the same way and merged away by the next compaction."""
 
     FILES = ("digest", "entries", "quarantine")
-    MARKER = FILES[-1]  # written last: a digest without it is not staged
+    MARKER = FILES[-1]  # written last: a pack without it is not staged
+    FOLDERS = ("digests", "packs")  # digests/: one digest per pack, as staged before packs
+    # A pack of fewer digests than this is small; more than MAX_SMALL_PACKS of them are
+    # merged into one, so merging rewrites a bounded number of digests, never the history.
+    SMALL_PACK = 100
+    MAX_SMALL_PACKS = 16
+    _READ_ATTEMPTS = 3  # a merge by another run may delete packs between listing and reading
 
     def __init__(self, storage: Storage, prefix: str = "staging"):
         self.storage = storage
         self.prefix = prefix
 
-    def _file(self, digest_id: str, name: str) -> str:
-        return f"{self.prefix}/digests/{digest_id}/{name}.parquet"
+    def _file(self, pack: str, name: str) -> str:
+        return f"{self.prefix}/{pack}/{name}.parquet"
 
-    def has(self, digest_id: str) -> bool:
-        return self.storage.exists(self._file(digest_id, self.MARKER))
-
-    def digest_ids(self) -> list[str]:
-        """One listing of the staging folder (one paged request on S3, not one per digest)."""
+    def _packs(self) -> list[str]:
+        """The complete packs (`packs/<id>`, or `digests/<id>` as staged before packs), in
+        one listing per folder (one paged request each on S3, not one per digest)."""
         return sorted(
-            path.split("/")[0]
-            for path in self.storage.files(f"{self.prefix}/digests")
+            f"{folder}/{path.split('/')[0]}"
+            for folder in self.FOLDERS
+            for path in self.storage.files(f"{self.prefix}/{folder}")
             if path.count("/") == 1 and path.endswith(f"/{self.MARKER}.parquet")
         )
+
+    def _rows(self, name: str, packs: list[str], columns: list[str] | None = None) -> pl.DataFrame:
+        """Rows of one kind from `packs`, each digest's from the first pack that holds it,
+        with the pack in column `pack`."""
+
+        def read(name: str, columns: list[str] | None) -> pl.DataFrame:
+            files = [self._file(pack, name) for pack in packs]
+            frame = self.storage.read_parquet(files, columns, file_column="pack")
+            # .../staging/<folder>/<id>/<name>.parquet -> <folder>/<id>
+            return frame.with_columns(
+                pl.col("pack").str.split("/").list.slice(-3, 2).list.join("/")
+            )
+
+        frame = read(name, columns)
+        has_ids = name == "digest" and "digest_id" in frame.columns
+        index = frame.select("digest_id", "pack") if has_ids else read("digest", ["digest_id"])
+        if index["digest_id"].n_unique() == index.height:
+            return frame
+        first = index.sort("pack").unique("digest_id", keep="first")
+        return frame.join(first, on=["digest_id", "pack"], how="semi", maintain_order="left")
+
+    def _read(self, name: str, columns: list[str] | None = None) -> pl.DataFrame:
+        """Rows of one kind from every pack, listed and read again when a merge by another
+        run deleted a pack in between."""
+        for attempt in range(self._READ_ATTEMPTS):
+            packs = self._packs()
+            if not packs:
+                return self._empty(name).select(columns or pl.all())
+            try:
+                return self._rows(name, packs, columns)
+            except FileNotFoundError:
+                if attempt == self._READ_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _empty(name: str) -> pl.DataFrame:
+        model = {"digest": DigestSchema, "entries": EntrySchema, "quarantine": QuarantineSchema}
+        empty = empty_frame(model[name]).with_columns(pack=pl.lit(None, pl.String))
+        return empty.drop(BUILD_TIME_DIGEST_COLUMNS) if name == "digest" else empty
+
+    def digest_ids(self) -> list[str]:
+        """The staged digests, sorted."""
+        return sorted(self._read("digest", ["digest_id"])["digest_id"])
+
+    def read(self, name: str) -> pl.DataFrame:
+        """All staged rows of one kind (digest, entries or quarantine)."""
+        return self._read(name).drop("pack")
+
+    def write(self, staged: list[StagedDigest]) -> list[str]:
+        """Store the digests not staged yet as one pack; returns their ids. Two runs
+        staging the same digests write the same pack."""
+        known = set(self.digest_ids())
+        fresh = {s.digest_id: s for s in staged if s.digest_id not in known}
+        if fresh:
+            self._write_pack(
+                {name: pl.concat([getattr(s, name) for s in fresh.values()]) for name in self.FILES}
+            )
+        return list(fresh)
+
+    def _write_pack(self, frames: dict[str, pl.DataFrame]) -> str:
+        ids = "\n".join(sorted(frames["digest"]["digest_id"]))
+        pack = f"packs/{hashlib.sha256(ids.encode()).hexdigest()[:32]}"
+        for name in self.FILES:  # quarantine, the marker, comes last
+            self.storage.write_parquet(frames[name], self._file(pack, name))
+        return pack
+
+    def compact(self) -> int:
+        """Merge the small packs into one once there are more than MAX_SMALL_PACKS of them;
+        returns how many digests moved. The merged pack is complete before the small ones
+        go, so a reader meanwhile finds every digest (twice at worst: read once)."""
+        packs = self._packs()
+        if len(packs) <= self.MAX_SMALL_PACKS:
+            return 0
+        sizes = self._rows("digest", packs, ["digest_id"]).group_by("pack").len()
+        small = sorted(sizes.filter(pl.col("len") < self.SMALL_PACK)["pack"])
+        if len(small) <= self.MAX_SMALL_PACKS:
+            return 0
+        frames = {name: self._rows(name, small).drop("pack") for name in self.FILES}
+        self._write_pack(frames)
+        for pack in small:
+            self.storage.delete(self._file(pack, self.MARKER))  # incomplete from here on
+            self.storage.delete_folder(f"{self.prefix}/{pack}")
+        return frames["digest"].height
 
     @property
     def _index_path(self) -> str:
@@ -197,21 +296,6 @@ class StagingArea:
             return
         index = self.landed_index() | entries
         self.storage.write_bytes(self._index_path, json.dumps(index, sort_keys=True).encode())
-
-    def load(self, digest_id: str) -> StagedDigest:
-        return StagedDigest(
-            *(self.storage.read_parquet([self._file(digest_id, n)]) for n in self.FILES)
-        )
-
-    def write(self, staged: StagedDigest) -> bool:
-        """Store a digest unless it is already staged; returns whether it wrote. Each file
-        is written whole and the marker last, so a crash never leaves a digest that looks
-        staged; two runs staging the same bytes write the same content."""
-        if self.has(staged.digest_id):
-            return False
-        for name in self.FILES:  # quarantine, the marker, comes last
-            self.storage.write_parquet(getattr(staged, name), self._file(staged.digest_id, name))
-        return True
 
     def _related_file(self, key: str, kind: str) -> str:
         return f"{self.prefix}/related/{key}.{kind}.parquet"
@@ -254,12 +338,3 @@ class StagingArea:
             return self.storage.read_parquet([self._sentences_file])
         except (OSError, pl.exceptions.PolarsError):
             return None
-
-    def read(self, name: str) -> pl.DataFrame:
-        """All staged rows of one kind (digest, entries or quarantine)."""
-        ids = self.digest_ids()
-        if ids:
-            return self.storage.read_parquet([self._file(i, name) for i in ids])
-        model = {"digest": DigestSchema, "entries": EntrySchema, "quarantine": QuarantineSchema}
-        empty = empty_frame(model[name])
-        return empty.drop(BUILD_TIME_DIGEST_COLUMNS) if name == "digest" else empty

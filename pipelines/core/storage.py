@@ -127,6 +127,13 @@ class Storage:
         except FileNotFoundError:
             pass
 
+    def delete_folder(self, relative: str) -> None:
+        """Delete a folder and everything in it; one already gone is no error."""
+        try:
+            self.fs.delete_dir(self._path(relative))
+        except FileNotFoundError:
+            pass
+
     def files(self, relative: str) -> list[str]:
         """Paths (relative to `relative`) of every file below it; none when it is absent.
         A file another run is still writing (its temporary file) is not one yet: a caller
@@ -139,8 +146,14 @@ class Storage:
             if info.type == pafs.FileType.File and not info.base_name.startswith(_TMP_PREFIX)
         )
 
-    def read_parquet(self, relatives: list[str]) -> pl.DataFrame:
-        return read_parquet_uris([self.uri(r) for r in relatives], self.options)
+    def read_parquet(
+        self, relatives: list[str], columns: list[str] | None = None, file_column: str | None = None
+    ) -> pl.DataFrame:
+        """The files' rows in one frame; `file_column` names a column that holds each row's
+        file (its full URI)."""
+        return read_parquet_uris(
+            [self.uri(r) for r in relatives], self.options, columns, file_column
+        )
 
     def duckdb_filesystem(self) -> ArrowFSWrapper | None:
         """The filesystem a DuckDB connection needs to read this warehouse's files (none
@@ -149,8 +162,17 @@ class Storage:
 
 
 def read_parquet_uris(
-    uris: list[str], options: dict[str, str], columns: list[str] | None = None
+    uris: list[str],
+    options: dict[str, str],
+    columns: list[str] | None = None,
+    file_column: str | None = None,
 ) -> pl.DataFrame:
-    if uris and is_remote(uris[0]):
-        return pl.read_parquet(uris, columns=columns, storage_options=options)
-    return pl.read_parquet(uris, columns=columns)
+    remote = bool(uris) and is_remote(uris[0])
+    if columns and file_column:
+        columns = [*columns, file_column]  # else Polars leaves it out
+    return pl.read_parquet(
+        uris,
+        columns=columns,
+        storage_options=options if remote else None,
+        include_file_paths=file_column,
+    )

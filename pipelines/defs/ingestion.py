@@ -72,7 +72,7 @@ def parse_digest_batch(
             context.log.error(f"{key}: unexpected failure: {error!r}")
             failed.append(f"{key}: {type(error).__name__}: {error}")
             continue
-        digest = outcome.staged.digest.row(0, named=True)
+        digest = outcome.digest
         status = "rejected" if digest["digest_date"] is None else "parsed"
         rows.append(
             {

@@ -1,0 +1,118 @@
+"""Staging: parse results kept in packs, each digest read once, small packs merged."""
+
+import datetime as dt
+
+import polars as pl
+import pytest
+
+from pipelines.core.parsing import parse_digest
+from pipelines.core.staging import StagedDigest, StagingArea, stage_digests
+from pipelines.core.storage import Storage
+from tests.conftest import abstract_for, digest_text
+
+T0 = dt.datetime(2025, 6, 1, tzinfo=dt.UTC)
+
+
+def _digests(n: int, first_day: int = 1) -> list[StagedDigest]:
+    parsed = [
+        parse_digest(
+            # ... and a title left without its abstract: a quarantine row
+            (
+                digest_text(f"Mar {day}", [(f"Paper of day {day}", abstract_for(f"day{day}"))])
+                + f"\nA title of day {day} with no abstract\n"
+            ).encode(),
+            f"2025-03-{day:02d}.txt",
+            T0,
+        )
+        for day in range(first_day, first_day + n)
+    ]
+    return stage_digests(parsed)
+
+
+@pytest.fixture
+def staging(tmp_path) -> StagingArea:
+    return StagingArea(Storage(str(tmp_path / "warehouse")))
+
+
+def _sorted(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.sort(pl.all())
+
+
+def test_a_batch_is_one_pack_and_staged_digests_are_not_written_again(staging):
+    first, second = _digests(3), _digests(2, first_day=4)
+    assert staging.write(first) == [d.digest_id for d in first]
+    assert staging.write([*first[:1], *second]) == [d.digest_id for d in second]
+    assert staging.write(second) == []
+    assert len(staging._packs()) == 2
+    assert staging.digest_ids() == sorted(d.digest_id for d in first + second)
+    everything = first + second
+    for name in StagingArea.FILES:
+        expected = pl.concat([getattr(d, name) for d in everything])
+        assert expected.height > 0
+        assert _sorted(staging.read(name)).equals(_sorted(expected))
+
+
+def test_a_pack_without_its_marker_is_not_staged(staging):
+    [pack_digest] = _digests(1)
+    staging.write([pack_digest])
+    [pack] = staging._packs()
+    staging.storage.delete(f"staging/{pack}/{StagingArea.MARKER}.parquet")  # cut short
+    assert staging.digest_ids() == []
+    assert staging.read("entries").height == 0
+    assert staging.write([pack_digest]) == [pack_digest.digest_id]  # staged again
+
+
+def test_a_digest_two_runs_staged_is_read_once(staging, monkeypatch):
+    digests = _digests(3)
+    staging.write(digests[:2])
+    # A second run listed the staging area before the first wrote, then staged 2 and 3.
+    monkeypatch.setattr(staging, "digest_ids", lambda: [])
+    staging.write(digests[1:])
+    monkeypatch.undo()
+    assert len(staging._packs()) == 2
+    assert staging.digest_ids() == sorted(d.digest_id for d in digests)
+    for name in StagingArea.FILES:
+        expected = pl.concat([getattr(d, name) for d in digests])
+        assert _sorted(staging.read(name)).equals(_sorted(expected))
+
+
+def test_small_packs_are_merged_once_there_are_many_and_big_ones_are_left(staging):
+    staging.SMALL_PACK, staging.MAX_SMALL_PACKS = 3, 2
+    big = _digests(3, first_day=20)
+    staging.write(big)
+    singles = _digests(3)
+    for digest in singles[:2]:
+        staging.write([digest])
+    assert staging.compact() == 0  # two small packs: not yet
+    # A digest staged before packs existed: a folder of its own, a pack of one.
+    legacy = singles[2]
+    for name in StagingArea.FILES:
+        staging.storage.write_parquet(
+            getattr(legacy, name), f"staging/digests/{legacy.digest_id}/{name}.parquet"
+        )
+    before = {name: _sorted(staging.read(name)) for name in StagingArea.FILES}
+    assert len(staging._packs()) == 4
+
+    assert staging.compact() == 3  # the three singles, the legacy one among them
+    packs = staging._packs()
+    assert len(packs) == 2 and all(p.startswith("packs/") for p in packs)
+    assert staging.storage.files("staging/digests") == []  # the legacy folder is gone
+    for name in StagingArea.FILES:
+        assert _sorted(staging.read(name)).equals(before[name])
+    assert staging.compact() == 0
+
+
+def test_a_pack_merged_away_while_reading_is_read_again(staging, monkeypatch):
+    staging.write(_digests(2))
+    calls = []
+    rows = staging._rows
+
+    def vanishing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise FileNotFoundError("merged away by another run")
+        return rows(*args, **kwargs)
+
+    monkeypatch.setattr(staging, "_rows", vanishing)
+    assert len(staging.digest_ids()) == 2
+    assert len(calls) == 2
