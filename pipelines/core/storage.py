@@ -99,8 +99,9 @@ class Storage:
     def write_bytes(self, relative: str, data: bytes) -> None:
         self._write(relative, lambda stream: stream.write(data))
 
-    def write_parquet(self, frame: pl.DataFrame, relative: str) -> None:
-        self._write(relative, frame.write_parquet)  # streamed: no second copy in memory
+    def write_parquet(self, frame: pl.DataFrame, relative: str, compression: str = "zstd") -> None:
+        # streamed: no second copy in memory
+        self._write(relative, lambda stream: frame.write_parquet(stream, compression=compression))
 
     def _write(self, relative: str, write) -> None:
         """`write(stream)` into the file, which appears whole or not at all."""
