@@ -231,11 +231,21 @@ def test_a_new_digest_updates_related_papers_with_the_vocabulary_of_the_last_rel
     for name, text in history:
         (landing / name).write_text(text, encoding="utf-8")
     ingest(landing, warehouse)
+    paths = WarehousePaths(str(warehouse))
+    [first_pieces] = [
+        paths.staging.count_pieces(r["related_papers_hash"])
+        for r in releases(paths).rows(named=True)
+    ]
     (landing / last_name).write_text(last_text, encoding="utf-8")
     ingest(landing, warehouse)
 
-    paths = WarehousePaths(str(warehouse))
     first, second = releases(paths).rows(named=True)
+    # The word counts of release 1's papers were kept as they were, not written again:
+    # release 2 added a piece with the counts of its new papers.
+    pieces = paths.staging.count_pieces(second["related_papers_hash"])
+    assert len(first_pieces) == 1 and pieces[0] == first_pieces[0] and len(pieces) == 2
+    first_counts = pl.read_parquet(warehouse / "staging" / "related" / "counts" / pieces[0])
+    assert first_counts.height == first["papers_rows"]
     assert first["papers_rows"] < second["papers_rows"] <= 1.1 * first["papers_rows"]
     assert paths.staging.related_state(first["related_papers_hash"]) is None  # latest only
     vocabulary, counts = paths.staging.related_state(second["related_papers_hash"])
@@ -261,8 +271,7 @@ def test_a_lost_related_papers_state_costs_a_full_computation_not_a_wrong_table(
     for name, text in history:
         (landing / name).write_text(text, encoding="utf-8")
     ingest(landing, warehouse)
-    for state in (warehouse / "staging" / "related").iterdir():
-        state.unlink()
+    shutil.rmtree(warehouse / "staging" / "related")
     (landing / last_name).write_text(last_text, encoding="utf-8")
     ingest(landing, warehouse)
 

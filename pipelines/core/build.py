@@ -68,6 +68,7 @@ class Previous:
     related: pl.DataFrame = field(default_factory=lambda: empty_frame(RelatedPaperSchema))
     vocabulary: Vocabulary | None = None
     word_counts: pl.DataFrame | None = None
+    word_count_pieces: tuple[str, ...] = ()  # the kept pieces word_counts were read from
     sentences: pl.DataFrame | None = None  # SentenceCache.frame, when one was kept
 
     @classmethod
@@ -193,6 +194,8 @@ def build_from_staging(staging, previous: Previous) -> dict[str, pl.DataFrame]:
         table_hash(tables["related_papers"], TABLE_KEYS["related_papers"]),
         kept.related.vocabulary.to_frame(),
         kept.related.counts,
+        previous.word_count_pieces if previous.word_counts is not None else (),
+        kept.related.new_counts,
     )
     return tables  # not `kept`: its word counts (a row per paper) are not held while publishing
 

@@ -101,9 +101,10 @@ def previous_build(paths: WarehousePaths, release: dict | None = None) -> Previo
         papers = read_release_table(paths, release, "papers")
     except Exception:
         return Previous.nothing()
+    key = release["related_papers_hash"]
     try:
         related = read_release_table(paths, release, "related_papers")
-        state = paths.staging.related_state(release["related_papers_hash"])
+        state = paths.staging.related_state(key)
     except Exception:  # then related papers are recomputed
         related, state = empty_frame(RelatedPaperSchema), None
     vocabulary, word_counts = state if state is not None else (None, None)
@@ -113,6 +114,7 @@ def previous_build(paths: WarehousePaths, release: dict | None = None) -> Previo
         related,
         Vocabulary.from_frame(vocabulary) if vocabulary is not None else None,
         word_counts,
+        paths.staging.count_pieces(key) if state is not None else (),
         paths.staging.sentences(),
     )
 

@@ -259,6 +259,7 @@ class RelatedUpdate:
     related: pl.DataFrame  # RelatedPaperSchema
     vocabulary: Vocabulary  # the word weights it was computed with
     counts: pl.DataFrame  # word_counts of the papers
+    new_counts: pl.DataFrame  # those counted by this build (not taken from the previous)
 
 
 def update_related(
@@ -280,25 +281,25 @@ def update_related(
     changed = papers.filter(~unchanged(papers, previous_papers, ["title", "abstract"]))["paper_id"]
     if previous_counts is None:
         counted = _word_counts(papers)
-        counts = _as_lists(papers, counted)
+        counts = new_counts = _as_lists(papers, counted)
     else:  # kept for the papers whose text is unchanged, counted for the others
         kept = previous_counts.join(
             papers.filter(~pl.col("paper_id").is_in(changed.implode())).select("paper_id"),
             on="paper_id",
         )
-        counts = pl.concat(
-            [kept, word_counts(papers.join(kept, on="paper_id", how="anti"))], how="vertical"
-        )
+        new_counts = word_counts(papers.join(kept, on="paper_id", how="anti"))
+        counts = pl.concat([kept, new_counts], how="vertical")
         counted = _by_doc(papers, counts)
     if vocabulary is None or not vocabulary.is_current_for(papers.height) or papers.height < 2:
         vocabulary = vocabulary_of(papers, counted)
-        return RelatedUpdate(_related(papers, k, vocabulary, counted), vocabulary, counts)
+        related = _related(papers, k, vocabulary, counted)
+        return RelatedUpdate(related, vocabulary, counts, new_counts)
     gone = previous_papers.join(papers, on="paper_id", how="anti")["paper_id"]
     if changed.is_empty() and gone.is_empty():
-        return RelatedUpdate(previous_related, vocabulary, counts)
+        return RelatedUpdate(previous_related, vocabulary, counts, new_counts)
     vectors = tfidf_vectors(papers, vocabulary, counted)
     if vectors.nnz == 0:
-        return RelatedUpdate(empty_frame(RelatedPaperSchema), vocabulary, counts)
+        return RelatedUpdate(empty_frame(RelatedPaperSchema), vocabulary, counts, new_counts)
     ids = papers["paper_id"].to_numpy()
     row_of = _row_numbers(papers, "row")
     moved = pl.concat([changed, gone]).implode()
@@ -328,7 +329,7 @@ def update_related(
         how="vertical",
     )
     related = _as_table(pl.concat([recomputed, merged], how="vertical"), ids)
-    return RelatedUpdate(related, vocabulary, counts)
+    return RelatedUpdate(related, vocabulary, counts, new_counts)
 
 
 def _offers(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from dataclasses import dataclass
 
 import polars as pl
@@ -177,6 +178,7 @@ class StagingArea:
     SMALL_PACK = 100
     MAX_SMALL_PACKS = 16
     _READ_ATTEMPTS = 3  # a merge by another run may delete packs between listing and reading
+    MAX_COUNT_PIECES = 8  # pieces of the word counts kept for related papers, then one
 
     def __init__(self, storage: Storage, prefix: str = "staging"):
         self.storage = storage
@@ -297,32 +299,64 @@ class StagingArea:
         index = self.landed_index() | entries
         self.storage.write_bytes(self._index_path, json.dumps(index, sort_keys=True).encode())
 
-    def _related_file(self, key: str, kind: str) -> str:
-        return f"{self.prefix}/related/{key}.{kind}.parquet"
+    def _related_file(self, name: str) -> str:
+        return f"{self.prefix}/related/{name}"
 
-    def save_related_state(self, key: str, vocabulary: pl.DataFrame, counts: pl.DataFrame) -> None:
+    def save_related_state(
+        self,
+        key: str,
+        vocabulary: pl.DataFrame,
+        counts: pl.DataFrame,
+        kept_pieces: tuple[str, ...] = (),
+        new_counts: pl.DataFrame | None = None,
+    ) -> None:
         """Keep what related_papers with content hash `key` was computed from: its
-        vocabulary and the papers' word counts. Only the latest is kept (word counts are a
-        row per paper); a build that finds none recomputes related papers in full."""
-        if vocabulary.height == 0:
+        vocabulary and the papers' word counts `counts`. The counts are kept in pieces: the
+        pieces they were read from (`kept_pieces`) and one more for `new_counts`, those
+        counted by this build (default: all), so a build does not write again the counts of
+        every paper; past MAX_COUNT_PIECES, all of them go into one. Only the latest state
+        is kept; a build that finds none recomputes related papers in full."""
+        if vocabulary.height == 0 or self.storage.exists(self._related_file(f"{key}.pieces.json")):
             return
-        # The vocabulary last: without it, the word counts are not used.
-        for kind, frame in (("word_counts", counts), ("vocabulary", vocabulary)):
-            if not self.storage.exists(self._related_file(key, kind)):
-                self.storage.write_parquet(frame, self._related_file(key, kind))
+        pieces = list(kept_pieces)
+        if new_counts is None or len(pieces) >= self.MAX_COUNT_PIECES:
+            pieces, new_counts = [], counts
+        if new_counts.height:
+            pieces.append(f"{uuid.uuid4().hex}.parquet")
+            self.storage.write_parquet(new_counts, self._related_file(f"counts/{pieces[-1]}"))
+        self.storage.write_parquet(vocabulary, self._related_file(f"{key}.vocabulary.parquet"))
+        # The list of pieces last: without it, the state is not used.
+        self.storage.write_bytes(
+            self._related_file(f"{key}.pieces.json"), json.dumps(pieces).encode()
+        )
+        keep = {f"{key}.vocabulary.parquet", f"{key}.pieces.json", *(f"counts/{p}" for p in pieces)}
         for name in self.storage.files(f"{self.prefix}/related"):
-            if not name.startswith(f"{key}."):
-                self.storage.delete(f"{self.prefix}/related/{name}")
+            if name not in keep:
+                self.storage.delete(self._related_file(name))
+
+    def count_pieces(self, key: str) -> tuple[str, ...]:
+        """The pieces that hold the word counts of the state saved under `key`."""
+        try:
+            return tuple(
+                json.loads(self.storage.read_bytes(self._related_file(f"{key}.pieces.json")))
+            )
+        except (OSError, ValueError):
+            return ()
 
     def related_state(self, key: str) -> tuple[pl.DataFrame, pl.DataFrame] | None:
-        """(vocabulary, word counts) saved under `key`, or None."""
+        """(vocabulary, word counts) saved under `key`, or None. A paper counted in two
+        pieces (its text changed) has the counts of the later one."""
+        pieces = self.count_pieces(key)
+        if not pieces:
+            return None
         try:
-            return (
-                self.storage.read_parquet([self._related_file(key, "vocabulary")]),
-                self.storage.read_parquet([self._related_file(key, "word_counts")]),
+            vocabulary = self.storage.read_parquet(
+                [self._related_file(f"{key}.vocabulary.parquet")]
             )
+            counts = self.storage.read_parquet([self._related_file(f"counts/{p}") for p in pieces])
         except (OSError, pl.exceptions.PolarsError):
             return None
+        return vocabulary, counts.unique("paper_id", keep="last", maintain_order=True)
 
     @property
     def _sentences_file(self) -> str:

@@ -116,3 +116,33 @@ def test_a_pack_merged_away_while_reading_is_read_again(staging, monkeypatch):
     monkeypatch.setattr(staging, "_rows", vanishing)
     assert len(staging.digest_ids()) == 2
     assert len(calls) == 2
+
+
+def test_word_counts_are_kept_in_pieces_and_merged_into_one_past_a_limit(staging):
+    from pipelines.core.related import vocabulary_of, word_counts
+    from tests.core.test_related import _long, papers
+
+    before = papers()
+    vocabulary = vocabulary_of(before).to_frame()
+    staging.save_related_state("first", vocabulary, word_counts(before))
+    [piece] = staging.count_pieces("first")
+    # One paper's text changed: only its counts are written, in a piece of their own...
+    after = before.with_columns(
+        abstract=pl.when(pl.col("paper_id") == before["paper_id"][0])
+        .then(pl.lit("Entirely different words about sparse retrieval."))
+        .otherwise("abstract")
+    )
+    recounted = word_counts(after.head(1))
+    staging.save_related_state("second", vocabulary, word_counts(after), (piece,), recounted)
+    pieces = staging.count_pieces("second")
+    assert len(pieces) == 2 and pieces[0] == piece
+    assert staging.related_state("first") is None  # the latest state only
+    # ...and read back, the later piece wins for that paper.
+    _, counts = staging.related_state("second")
+    assert _long(counts).equals(_long(word_counts(after)))
+
+    staging.MAX_COUNT_PIECES = 2  # past the limit, every count goes into one piece
+    staging.save_related_state("third", vocabulary, word_counts(after), pieces, recounted)
+    assert len(staging.count_pieces("third")) == 1
+    assert _long(staging.related_state("third")[1]).equals(_long(word_counts(after)))
+    assert len(staging.storage.files("staging/related")) == 3  # vocabulary, pieces, a piece
