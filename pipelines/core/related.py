@@ -98,9 +98,14 @@ def _as_lists(papers: pl.DataFrame, counted: pl.DataFrame) -> pl.DataFrame:
 
 def _by_doc(papers: pl.DataFrame, counts: pl.DataFrame) -> pl.DataFrame:
     """(doc, word, tf) from word_counts rows, doc being the paper's row in `papers`."""
+    # The row numbers joined to the ids alone: a join that carried the lists along would
+    # copy them (2.1 s against 1.1 s for 540,000 papers).
+    doc = counts.select("paper_id").join(
+        _row_numbers(papers), on="paper_id", how="left", maintain_order="left"
+    )["doc"]
     return (
-        counts.join(_row_numbers(papers), on="paper_id")
-        .select("doc", word="words", tf="tf")
+        counts.select(doc, word="words", tf="tf")
+        .drop_nulls("doc")
         .explode("word", "tf")
         .drop_nulls("word")
     )

@@ -353,10 +353,19 @@ class StagingArea:
             vocabulary = self.storage.read_parquet(
                 [self._related_file(f"{key}.vocabulary.parquet")]
             )
-            counts = self.storage.read_parquet([self._related_file(f"counts/{p}") for p in pieces])
+            counts = [
+                self.storage.read_parquet([self._related_file(f"counts/{p}")]) for p in pieces
+            ]
         except (OSError, pl.exceptions.PolarsError):
             return None
-        return vocabulary, counts.unique("paper_id", keep="last", maintain_order=True)
+        # Rows of papers counted again in a later piece are dropped; the lists are copied
+        # only when there are any (a paper's text seldom changes).
+        for i in range(len(counts) - 1):
+            later = pl.concat([c.select("paper_id") for c in counts[i + 1 :]])["paper_id"]
+            stale = counts[i]["paper_id"].is_in(later.implode())
+            if stale.any():
+                counts[i] = counts[i].filter(~stale)
+        return vocabulary, pl.concat(counts)
 
     @property
     def _sentences_file(self) -> str:
