@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
+from pipelines.core.diff import diff_papers
 from pipelines.core.enrich import enrich_papers
 from pipelines.core.hashing import table_hash
 from pipelines.core.identity import SentenceCache, assign_paper_ids
@@ -70,6 +71,7 @@ class Previous:
     word_counts: pl.DataFrame | None = None
     word_count_pieces: tuple[str, ...] = ()  # the kept pieces word_counts were read from
     sentences: pl.DataFrame | None = None  # SentenceCache.frame, when one was kept
+    release: int | None = None  # the release its appearances and papers were read from
 
     @classmethod
     def nothing(cls) -> Previous:
@@ -188,6 +190,10 @@ def build_from_staging(staging, previous: Previous) -> dict[str, pl.DataFrame]:
     tables, kept = _build(
         staging.read("digest"), staging.read("entries"), staging.read("quarantine"), previous
     )
+    if previous.release is not None:  # publishing diffs against it: done here, in memory
+        changes = diff_papers(previous.papers, tables["papers"])
+        papers_hash = table_hash(tables["papers"], TABLE_KEYS["papers"])
+        staging.save_paper_changes(previous.release, papers_hash, changes)
     staging.compact()  # the small packs of day-by-day runs, merged once there are many
     staging.save_sentences(kept.sentences.frame)
     staging.save_related_state(

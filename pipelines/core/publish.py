@@ -116,6 +116,7 @@ def previous_build(paths: WarehousePaths, release: dict | None = None) -> Previo
         word_counts,
         paths.staging.count_pieces(key) if state is not None else (),
         paths.staging.sentences(),
+        release["release"],
     )
 
 
@@ -199,7 +200,10 @@ def _attempt(
         row[f"{name}_version"] = version
         row[f"{name}_rows"] = frame.height
         row[f"{name}_hash"] = hashes[name]
-    changes = diff_papers(readable_papers(paths, previous), tables["papers"])
+    staging = paths.staging
+    changes = staging.paper_changes(previous["release"], hashes["papers"]) if previous else None
+    if changes is None:  # not diffed by the build (or not against this release)
+        changes = diff_papers(readable_papers(paths, previous), tables["papers"])
     row.update(count_changes(changes))
     row["paper_changes_version"] = (
         paths.delta("paper_changes").version() if paths.is_table("paper_changes") else 0

@@ -367,6 +367,25 @@ class StagingArea:
                 counts[i] = counts[i].filter(~stale)
         return vocabulary, pl.concat(counts)
 
+    def _changes_file(self, release: int, papers_hash: str) -> str:
+        return f"{self.prefix}/changes/{int(release)}-{papers_hash}.parquet"
+
+    def save_paper_changes(self, release: int, papers_hash: str, changes: pl.DataFrame) -> None:
+        """Keep the diff from release `release`'s papers to the papers with content hash
+        `papers_hash`, for the release that publishes them (the latest only)."""
+        self.storage.write_parquet(changes, self._changes_file(release, papers_hash))
+        kept = self._changes_file(release, papers_hash).rsplit("/", 1)[-1]
+        for name in self.storage.files(f"{self.prefix}/changes"):
+            if name != kept:
+                self.storage.delete(f"{self.prefix}/changes/{name}")
+
+    def paper_changes(self, release: int, papers_hash: str) -> pl.DataFrame | None:
+        """The kept diff from release `release` to papers `papers_hash`, or None."""
+        try:
+            return self.storage.read_parquet([self._changes_file(release, papers_hash)])
+        except (OSError, pl.exceptions.PolarsError):
+            return None
+
     @property
     def _sentences_file(self) -> str:
         return f"{self.prefix}/matching/sentences.parquet"

@@ -5,24 +5,28 @@ import datetime as dt
 
 import polars as pl
 
-from pipelines.core.build import Previous, build_tables
+from pipelines.core import publish
+from pipelines.core.build import Previous, build_from_staging, build_tables
+from pipelines.core.diff import diff_papers
 from pipelines.core.parsing import parse_digest
 from pipelines.core.publish import (
     _attempt,
+    changes_of,
     complete_changelog,
+    previous_build,
     publish_release,
     read_table,
     releases,
 )
-from pipelines.core.staging import stage_digest
+from pipelines.core.staging import StagedDigest, stage_digest
 from pipelines.core.warehouse import WarehousePaths
 from tests.conftest import abstract_for, digest_text
 
 T0 = dt.datetime(2025, 6, 1, tzinfo=dt.UTC)
 
 
-def tables_for(*days: int) -> dict[str, pl.DataFrame]:
-    staged = [
+def staged_for(*days: int) -> list[StagedDigest]:
+    return [
         stage_digest(
             parse_digest(
                 digest_text(f"Mar {day}", [(f"Paper {day}", abstract_for(str(day)))]).encode(),
@@ -32,6 +36,10 @@ def tables_for(*days: int) -> dict[str, pl.DataFrame]:
         )
         for day in days
     ]
+
+
+def tables_for(*days: int) -> dict[str, pl.DataFrame]:
+    staged = staged_for(*days)
     return build_tables(
         pl.concat([s.digest for s in staged]),
         pl.concat([s.entries for s in staged]),
@@ -92,3 +100,34 @@ def test_releases_committed_without_their_changelog_get_it_from_the_next_run(tmp
         (1, "added", "Paper 1"),
         (2, "added", "Paper 2"),
     ]
+
+
+def test_a_release_takes_the_papers_diff_its_build_kept_against_the_same_release(
+    tmp_path, monkeypatch
+):
+    paths = WarehousePaths(tmp_path / "warehouse")
+    paths.staging.write(staged_for(1, 2))
+    publish_release(paths, build_from_staging(paths.staging, previous_build(paths)))
+    first_papers = read_table(paths, "papers")
+    paths.staging.write(staged_for(3))
+    tables = build_from_staging(paths.staging, previous_build(paths))
+
+    def not_read_again(*args):
+        raise AssertionError("the build already diffed the papers against release 1")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(publish, "readable_papers", not_read_again)
+        row = publish_release(paths, tables)
+    assert row["release"] == 2 and row["papers_added"] == 1
+    assert changes_of(paths, 2).equals(diff_papers(first_papers, tables["papers"]))
+
+    # A kept diff against another release is not taken: the release diffs for itself.
+    paths.staging.write(staged_for(4))
+    tables = build_from_staging(paths.staging, previous_build(paths))
+    papers_hash = publish.table_hash(tables["papers"], publish.TABLE_KEYS["papers"])
+    [kept] = paths.staging.storage.files("staging/changes")
+    assert kept == f"2-{papers_hash}.parquet"
+    paths.staging.save_paper_changes(1, papers_hash, changes_of(paths, 2))
+    row = publish_release(paths, tables)
+    assert row["release"] == 3
+    assert changes_of(paths, 3)["title"].to_list() == ["Paper 4"]
