@@ -232,8 +232,16 @@ def test_doctor_reports_a_retained_release_whose_files_are_gone(landing, warehou
     from pipelines.core.warehouse import WarehousePaths
 
     paths = WarehousePaths(warehouse)
-    old = get_release(paths, 1)
-    for path in paths.data_files(paths.delta("papers", old["papers_version"])):
+    old, latest = get_release(paths, 1), get_release(paths, 2)
+
+    def files(name: str, release: dict) -> set[str]:
+        return set(paths.data_files(paths.delta(name, release[f"{name}_version"])))
+
+    # The files of release 1 that release 2 no longer uses (release 2 kept release 1's
+    # papers file and rewrote its appearances).
+    gone = [p for n in ("papers", "appearances") for p in files(n, old) - files(n, latest)]
+    assert gone
+    for path in gone:
         Path(path).unlink()
     doctor = papers_cli("doctor", "--warehouse", warehouse)
     assert doctor.exit_code == 1 and "release 1: some of its files are gone" in doctor.stderr

@@ -61,7 +61,7 @@ def read_table(
     files = paths.data_files(table)
     if files:
         return paths.read_files(files, columns)
-    empty = pl.from_arrow(pa.schema(table.schema().to_arrow()).empty_table())
+    empty = pl.DataFrame(schema=_schema(table))
     return empty.select(columns) if columns else empty
 
 
@@ -189,21 +189,24 @@ def _attempt(
         "parser_version": PARSER_VERSION,
         "content_hash": hashlib.sha256("".join(hashes.values()).encode()).hexdigest(),
     }
+    staging = paths.staging
+    changes = staging.paper_changes(previous["release"], hashes["papers"]) if previous else None
+    if changes is None:  # not diffed by the build (or not against this release)
+        changes = diff_papers(readable_papers(paths, previous), tables["papers"])
     fault_point("before_tables")
     for name in PUBLISHED_TABLES:
         frame = tables[name]
         if name in unchanged and not force:
             version = previous[f"{name}_version"]  # unchanged: no new Delta version
+        elif name == "papers":
+            version = _write_papers(paths, frame, None if force else previous, changes)
+            fault_point(f"table_written:{name}")
         else:
             version = _write(paths, name, frame, mode="overwrite")
             fault_point(f"table_written:{name}")
         row[f"{name}_version"] = version
         row[f"{name}_rows"] = frame.height
         row[f"{name}_hash"] = hashes[name]
-    staging = paths.staging
-    changes = staging.paper_changes(previous["release"], hashes["papers"]) if previous else None
-    if changes is None:  # not diffed by the build (or not against this release)
-        changes = diff_papers(readable_papers(paths, previous), tables["papers"])
     row.update(count_changes(changes))
     row["paper_changes_version"] = (
         paths.delta("paper_changes").version() if paths.is_table("paper_changes") else 0
@@ -283,16 +286,21 @@ def readable_papers(paths: WarehousePaths, release: dict | None) -> pl.DataFrame
 
 
 def _write(
-    paths: WarehousePaths, name: str, frame: pl.DataFrame, mode: str, predicate: str | None = None
+    paths: WarehousePaths,
+    name: str,
+    frame: pl.DataFrame,
+    mode: str,
+    predicate: str | None = None,
+    **options,
 ) -> int:
     """Commit `frame` to a Delta table; returns the new version. With a predicate, only
     the rows it matches are replaced."""
     if predicate:
-        options = {"predicate": predicate}
+        options["predicate"] = predicate
     elif mode == "overwrite":
-        options = _DELTA_WRITE_OPTIONS
+        options.update(_DELTA_WRITE_OPTIONS)
     else:  # appended rows may carry columns that older rows lack
-        options = {"schema_mode": "merge"}
+        options["schema_mode"] = "merge"
     frame.write_delta(
         paths.table(name),
         mode=mode,
@@ -300,3 +308,60 @@ def _write(
         delta_write_options=options,
     )
     return paths.delta(name).version()
+
+
+# Papers are written in first_seen order, in files of about this size: a release that
+# changes only recent papers (a day's digest) rewrites the last files, not the table.
+_PAPER_FILE_BYTES = 8 * 2**20
+
+
+def _write_papers(
+    paths: WarehousePaths, papers: pl.DataFrame, previous: dict | None, changes: pl.DataFrame
+) -> int:
+    """Commit the papers table; returns the new version. Only the papers first seen on or
+    after the earliest first_seen of a paper added, updated or removed since `previous`
+    are replaced, when the table still holds `previous`'s papers; else the whole table."""
+    papers = papers.sort("first_seen", "paper_id")
+    since = _changed_since(paths, papers, previous, changes)
+    if since is None:
+        return _write(paths, "papers", papers, "overwrite", target_file_size=_PAPER_FILE_BYTES)
+    table, cut = since
+    # On top of the version read, with no retries: if another run wrote the table
+    # meanwhile, the commit fails and publishing starts over.
+    papers.filter(pl.col("first_seen") >= cut).write_delta(
+        table,
+        mode="overwrite",
+        delta_write_options={
+            "predicate": f"first_seen >= '{cut.isoformat()}'",
+            "target_file_size": _PAPER_FILE_BYTES,
+            "commit_properties": CommitProperties(max_commit_retries=0),
+        },
+    )
+    return paths.delta("papers").version()
+
+
+def _changed_since(
+    paths: WarehousePaths, papers: pl.DataFrame, previous: dict | None, changes: pl.DataFrame
+) -> tuple[DeltaTable, dt.date] | None:
+    """The papers table at `previous`'s version and the earliest first_seen (before or
+    after) of a paper in `changes`; None when the whole table must be written: no previous
+    release, another version written since, another schema, or unreadable files."""
+    if previous is None or changes.height == 0 or not paths.is_table("papers"):
+        return None
+    try:
+        table = paths.delta("papers")
+        if table.version() != previous["papers_version"] or _schema(table) != papers.schema:
+            return None
+        before = read_table(paths, "papers", table.version(), ["paper_id", "first_seen"])
+    except (OSError, DeltaError, pl.exceptions.PolarsError):
+        return None
+    firsts = pl.concat([before, papers.select(before.columns)]).filter(
+        pl.col("paper_id").is_in(changes["paper_id"].implode())
+    )["first_seen"]
+    if firsts.null_count() or firsts.is_empty():
+        return None
+    return table, firsts.min()
+
+
+def _schema(table: DeltaTable) -> pl.Schema:
+    return pl.from_arrow(pa.schema(table.schema().to_arrow()).empty_table()).schema

@@ -27,12 +27,20 @@ def three_releases(landing, warehouse) -> WarehousePaths:
 
 def test_vacuum_keeps_retained_releases_and_deletes_the_rest(landing, warehouse):
     paths = three_releases(landing, warehouse)
+
+    def files(name: str, number: int) -> set[str]:
+        return set(paths.delta(name, get_release(paths, number)[f"{name}_version"]).file_uris())
+
     report = vacuum(paths, keep_releases=2, min_retention_hours=0)
-    assert report.removed["papers"] == 1  # release 1's papers file, and nothing else
+    # Release 1's appearances file, rewritten by each release since, is deleted...
+    assert report.removed["appearances"] == len(files("appearances", 1)) == 1
+    # ...its papers file is not: releases 2 and 3 only added papers first seen later,
+    # so they kept that file and wrote files for those.
+    assert files("papers", 1) <= files("papers", 2) and report.removed["papers"] == 0
     for number in (2, 3):  # retained releases stay fully readable
         assert read_release_table(paths, get_release(paths, number), "papers").height == number
     assert check_release(paths) == []
-    assert vacuum(paths, keep_releases=2, min_retention_hours=0).removed["papers"] == 0
+    assert sum(vacuum(paths, keep_releases=2, min_retention_hours=0).removed.values()) == 0
 
 
 def test_min_retention_protects_recent_files(landing, warehouse):

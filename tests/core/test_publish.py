@@ -11,10 +11,12 @@ from pipelines.core.diff import diff_papers
 from pipelines.core.parsing import parse_digest
 from pipelines.core.publish import (
     _attempt,
+    _write,
     changes_of,
     complete_changelog,
     previous_build,
     publish_release,
+    read_release_table,
     read_table,
     releases,
 )
@@ -23,6 +25,7 @@ from pipelines.core.warehouse import WarehousePaths
 from tests.conftest import abstract_for, digest_text
 
 T0 = dt.datetime(2025, 6, 1, tzinfo=dt.UTC)
+HOUR = dt.timedelta(hours=1)
 
 
 def staged_for(*days: int) -> list[StagedDigest]:
@@ -131,3 +134,36 @@ def test_a_release_takes_the_papers_diff_its_build_kept_against_the_same_release
     row = publish_release(paths, tables)
     assert row["release"] == 3
     assert changes_of(paths, 3)["title"].to_list() == ["Paper 4"]
+
+
+def test_papers_are_rewritten_from_the_earliest_first_seen_a_release_changes(tmp_path):
+    paths = WarehousePaths(tmp_path / "warehouse")
+
+    def publish(staged: list[StagedDigest]) -> tuple[dict, str | None]:
+        paths.staging.write(staged)
+        tables = build_from_staging(paths.staging, previous_build(paths))
+        row = publish_release(paths, tables)
+        published = read_release_table(paths, row, "papers")
+        assert published.sort("paper_id").equals(tables["papers"].sort("paper_id"))
+        [commit] = paths.delta("papers").history(1)
+        return row, commit["operationParameters"].get("predicate")
+
+    def files(row: dict) -> set[str]:
+        return set(paths.delta("papers", row["papers_version"]).file_uris())
+
+    first, _ = publish(staged_for(1, 2, 3))
+    # A new day's papers: only papers first seen from that day on are written.
+    second, predicate = publish(staged_for(4))
+    assert predicate is not None and "first_seen >=" in predicate
+    assert files(first) < files(second)  # release 1's file is kept as it was
+    # A run that wrote the table and died before its release row: the next release does
+    # not build on that version, it writes the whole table.
+    _write(paths, "papers", tables_for(9)["papers"], "overwrite")
+    _, predicate = publish(staged_for(5))
+    assert predicate is None
+    # An older day replaced by a later file: rewritten from that day on, Paper 2 gone.
+    revised = digest_text("Mar 2", [("Paper 2 revised", abstract_for("2 revised"))])
+    row, predicate = publish([stage_digest(parse_digest(revised.encode(), "d2b.txt", T0 + HOUR))])
+    assert predicate is not None
+    titles = set(read_release_table(paths, row, "papers")["title"])
+    assert titles == {"Paper 1", "Paper 2 revised", "Paper 3", "Paper 4", "Paper 5"}
