@@ -84,11 +84,14 @@ def ingest(
         runs[-1] = (runs[-1][0], everything)
     else:
         runs = [({}, everything - dg.AssetSelection.assets(digest_entries))]
+    # The steps of these runs share this process: the tables go from the build to the
+    # release in memory rather than written to files and read back.
+    resources = {**defs.resources, "io_manager": dg.mem_io_manager}
     for tags, selection in runs:
         result = dg.materialize(  # raises when the run fails
             defs.assets,
             selection=selection,
-            resources=defs.resources,
+            resources=resources,
             instance=instance,
             tags=tags,
             run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
