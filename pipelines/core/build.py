@@ -185,8 +185,10 @@ def _build(
 
 
 def build_from_staging(staging, previous: Previous) -> dict[str, pl.DataFrame]:
-    """The published tables, built from everything staged; what their related_papers were
-    computed from and the papers' sentence hashes are kept in staging for the next build."""
+    """The published tables, built from everything staged. Kept in staging: what their
+    related_papers were computed from and the papers' sentence hashes, for the next build;
+    the papers' diff against the previous release, for the release that publishes them.
+    The small packs of staged digests are merged once there are many."""
     tables, kept = _build(
         staging.read("digest"), staging.read("entries"), staging.read("quarantine"), previous
     )
