@@ -293,6 +293,10 @@ def test_keeping_the_related_state_leaves_another_runs_unfinished_write_alone(wa
     half_written = warehouse / "staging" / "related" / ".tmp-another-run"
     half_written.write_bytes(b"half")  # another run's state, not yet renamed into place
     staging.save_related_state("newer", *frames)
+    # A build saving its state deletes no other: that one may be a concurrent build's,
+    # about to publish. Once "newer" is published, the others go.
+    assert staging.related_state("older") is not None
+    staging.keep_related_state("newer")
     assert half_written.exists()
     assert staging.related_state("older") is None  # finished older states are pruned
     vocabulary, _ = staging.related_state("newer")

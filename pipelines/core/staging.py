@@ -315,8 +315,8 @@ class StagingArea:
         vocabulary and the papers' word counts `counts`. The counts are kept in pieces: the
         pieces they were read from (`kept_pieces`) and one more for `new_counts`, those
         counted by this build (default: all), so a build does not write again the counts of
-        every paper; past MAX_COUNT_PIECES, all of them go into one. Only the latest state
-        is kept; a build that finds none recomputes related papers in full."""
+        every paper; past MAX_COUNT_PIECES, all of them go into one. A build that finds no
+        state recomputes related papers in full."""
         if vocabulary.height == 0 or self.storage.exists(self._related_file(f"{key}.pieces.json")):
             return
         pieces = list(kept_pieces)
@@ -330,6 +330,13 @@ class StagingArea:
         self.storage.write_bytes(
             self._related_file(f"{key}.pieces.json"), json.dumps(pieces).encode()
         )
+
+    def keep_related_state(self, key: str) -> None:
+        """Delete every related-papers state but the one saved under `key`: called once a
+        release with that related_papers hash is published, not when a build saves its
+        state, which would delete the state of a concurrent build about to publish (and
+        its next build would recompute related papers in full, with other weights)."""
+        pieces = self.count_pieces(key)
         keep = {f"{key}.vocabulary.parquet", f"{key}.pieces.json", *(f"counts/{p}" for p in pieces)}
         for name in self.storage.files(f"{self.prefix}/related"):
             if name not in keep:

@@ -136,6 +136,7 @@ def test_word_counts_are_kept_in_pieces_and_merged_into_one_past_a_limit(staging
     staging.save_related_state("second", vocabulary, word_counts(after), (piece,), recounted)
     pieces = staging.count_pieces("second")
     assert len(pieces) == 2 and pieces[0] == piece
+    staging.keep_related_state("second")  # as publishing its release does
     assert staging.related_state("first") is None  # the latest state only
     # ...and read back, the later piece wins for that paper.
     _, counts = staging.related_state("second")
@@ -145,4 +146,5 @@ def test_word_counts_are_kept_in_pieces_and_merged_into_one_past_a_limit(staging
     staging.save_related_state("third", vocabulary, word_counts(after), pieces, recounted)
     assert len(staging.count_pieces("third")) == 1
     assert _long(staging.related_state("third")[1]).equals(_long(word_counts(after)))
+    staging.keep_related_state("third")
     assert len(staging.storage.files("staging/related")) == 3  # vocabulary, pieces, a piece
