@@ -157,7 +157,9 @@ def publish_release(
             return None
         row, changes = committed
         fault_point("release_row_written")
-        paths.staging.keep_related_state(row["related_papers_hash"])  # the latest only
+        # What builds keep for the next release: the latest only.
+        paths.staging.keep_related_state(row["related_papers_hash"])
+        paths.staging.keep_paper_changes(row["release"])
         _record_changes(paths, row["release"], changes)
         write_card(paths, row, tables["digests"], changes)
         refresh_catalog(paths)

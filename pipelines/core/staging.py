@@ -380,11 +380,15 @@ class StagingArea:
 
     def save_paper_changes(self, release: int, papers_hash: str, changes: pl.DataFrame) -> None:
         """Keep the diff from release `release`'s papers to the papers with content hash
-        `papers_hash`, for the release that publishes them (the latest only)."""
+        `papers_hash`, for the release that publishes them."""
         self.storage.write_parquet(changes, self._changes_file(release, papers_hash))
-        kept = self._changes_file(release, papers_hash).rsplit("/", 1)[-1]
+
+    def keep_paper_changes(self, release: int) -> None:
+        """Delete the kept diffs against releases before `release`: called once `release`
+        is published (like keep_related_state, not by a build, which would delete the diff
+        of a concurrent build about to publish)."""
         for name in self.storage.files(f"{self.prefix}/changes"):
-            if name != kept:
+            if not name.startswith(f"{int(release)}-"):
                 self.storage.delete(f"{self.prefix}/changes/{name}")
 
     def paper_changes(self, release: int, papers_hash: str) -> pl.DataFrame | None:

@@ -130,10 +130,13 @@ def test_a_release_takes_the_papers_diff_its_build_kept_against_the_same_release
     papers_hash = publish.table_hash(tables["papers"], publish.TABLE_KEYS["papers"])
     [kept] = paths.staging.storage.files("staging/changes")
     assert kept == f"2-{papers_hash}.parquet"
+    paths.staging.storage.delete(f"staging/changes/{kept}")
     paths.staging.save_paper_changes(1, papers_hash, changes_of(paths, 2))
     row = publish_release(paths, tables)
     assert row["release"] == 3
     assert changes_of(paths, 3)["title"].to_list() == ["Paper 4"]
+    # Published, release 3 leaves no kept diff against an earlier release.
+    assert paths.staging.storage.files("staging/changes") == []
 
 
 def test_papers_are_rewritten_from_the_earliest_first_seen_a_release_changes(tmp_path):
