@@ -263,7 +263,18 @@ def test_a_new_digest_updates_related_papers_with_the_vocabulary_of_the_last_rel
     assert _long(counts).equals(_long(word_counts(papers)))
 
 
-def test_a_lost_related_papers_state_costs_a_full_computation_not_a_wrong_table(landing, warehouse):
+def _rehash_vocabulary(related: Path) -> None:
+    """Make the kept vocabulary look like one whose words another Polars hashed."""
+    [kept] = related.glob("*.vocabulary.parquet")
+    pl.read_parquet(kept).with_columns(pl.col("probe_hash") + 1).write_parquet(kept)
+
+
+@pytest.mark.parametrize(
+    "lose", [shutil.rmtree, _rehash_vocabulary], ids=["deleted", "hashed_otherwise"]
+)
+def test_a_lost_related_papers_state_costs_a_full_computation_not_a_wrong_table(
+    landing, warehouse, lose
+):
     from pipelines.core.related import Vocabulary, related_papers
     from pipelines.core.synthetic import generate_digests
 
@@ -271,7 +282,7 @@ def test_a_lost_related_papers_state_costs_a_full_computation_not_a_wrong_table(
     for name, text in history:
         (landing / name).write_text(text, encoding="utf-8")
     ingest(landing, warehouse)
-    shutil.rmtree(warehouse / "staging" / "related")
+    lose(warehouse / "staging" / "related")
     (landing / last_name).write_text(last_text, encoding="utf-8")
     ingest(landing, warehouse)
 

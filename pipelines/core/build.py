@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from pipelines.core.diff import diff_papers
-from pipelines.core.enrich import enrich_papers
+from pipelines.core.enrich import enrich_papers, reusable
 from pipelines.core.hashing import table_hash
 from pipelines.core.identity import SentenceCache, assign_paper_ids
 from pipelines.core.related import RelatedUpdate, Vocabulary, update_related
@@ -122,9 +122,18 @@ def build_papers(
         )
         .sort("paper_id")
     )
-    papers = enrich_papers(papers, previous.papers).select(empty_frame(PaperSchema).columns)
+    # A paper that keeps its enrichment has the title and abstract it had: related papers
+    # need compare only the others.
+    reuse = reusable(papers, previous.papers)
+    enriched_afresh = papers.filter(~reuse)["paper_id"]
+    papers = enrich_papers(papers, previous.papers, reuse).select(empty_frame(PaperSchema).columns)
     related = update_related(
-        papers, previous.papers, previous.related, previous.vocabulary, previous.word_counts
+        papers,
+        previous.papers,
+        previous.related,
+        previous.vocabulary,
+        previous.word_counts,
+        maybe_changed=enriched_afresh,
     )
     return appearances, papers, related, sentences
 

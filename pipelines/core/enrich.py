@@ -226,27 +226,43 @@ ENRICHED_COLUMNS = [
 _TEXT = ["paper_id", "title", "abstract_raw"]
 
 
-def enrich_papers(papers: pl.DataFrame, previous: pl.DataFrame | None = None) -> pl.DataFrame:
+def reusable(papers: pl.DataFrame, previous: pl.DataFrame | None) -> pl.Series:
+    """Whether each paper of `papers` (paper_id, title, abstract_raw) can keep the columns
+    `previous` (the published papers) has for it: the same title and abstract, enriched
+    by the current rules. Such a paper's cleaned abstract is the previous one too."""
+    current = _current(papers, previous)
+    if current is None:
+        return pl.Series("reusable", [False] * papers.height, dtype=pl.Boolean)
+    return unchanged(papers, current, ["title", "abstract_raw"])
+
+
+def _current(papers: pl.DataFrame, previous: pl.DataFrame | None) -> pl.DataFrame | None:
+    """The rows of `previous` enriched by the current rules, or None if it has none."""
+    if previous is None or not set(_TEXT + ENRICHED_COLUMNS) <= set(previous.columns):
+        return None
+    current = previous.filter(pl.col("enrichment_version") == ENRICHMENT_VERSION).select(
+        _TEXT + ENRICHED_COLUMNS
+    )
+    enriched = empty_frame(PaperSchema).select(ENRICHED_COLUMNS).schema
+    return current if current.schema == {**papers.select(_TEXT).schema, **enriched} else None
+
+
+def enrich_papers(
+    papers: pl.DataFrame, previous: pl.DataFrame | None = None, reuse: pl.Series | None = None
+) -> pl.DataFrame:
     """Enrichment columns for a frame with paper_id, title and abstract_raw (the latest
     abstract as written), sorted by paper_id. A paper whose title and abstract are those
     `previous` (the published papers) has, enriched by the current rules, keeps its
-    columns: the work is proportional to what changed."""
-    enriched = empty_frame(PaperSchema).select(ENRICHED_COLUMNS).schema
-    reused = papers.clear().with_columns(
-        [pl.lit(None, dtype).alias(c) for c, dtype in enriched.items()]
+    columns: the work is proportional to what changed. `reuse`: reusable(papers,
+    previous), when the caller has it already."""
+    current = _current(papers, previous)
+    if current is None:
+        return _enrich(papers).sort("paper_id")
+    same = reusable(papers, previous) if reuse is None else reuse
+    reused = papers.filter(same).join(
+        current.drop("title", "abstract_raw"), on="paper_id", maintain_order="left"
     )
-    fresh = papers
-    if previous is not None and set(_TEXT + ENRICHED_COLUMNS) <= set(previous.columns):
-        current = previous.filter(pl.col("enrichment_version") == ENRICHMENT_VERSION).select(
-            _TEXT + ENRICHED_COLUMNS
-        )
-        if current.schema == {**papers.select(_TEXT).schema, **enriched}:
-            same = unchanged(papers, current, ["title", "abstract_raw"])
-            reused = papers.filter(same).join(
-                current.drop("title", "abstract_raw"), on="paper_id", maintain_order="left"
-            )
-            fresh = papers.filter(~same)
-    return pl.concat([reused, _enrich(fresh)], how="vertical").sort("paper_id")
+    return pl.concat([reused, _enrich(papers.filter(~same))], how="vertical").sort("paper_id")
 
 
 def _enrich(papers: pl.DataFrame) -> pl.DataFrame:

@@ -107,14 +107,14 @@ def previous_build(paths: WarehousePaths, release: dict | None = None) -> Previo
         state = paths.staging.related_state(key)
     except Exception:  # then related papers are recomputed
         related, state = empty_frame(RelatedPaperSchema), None
-    vocabulary, word_counts = state if state is not None else (None, None)
+    vocabulary = Vocabulary.from_frame(state[0]) if state is not None else None
     return Previous(
         appearances,
         papers,
         related,
-        Vocabulary.from_frame(vocabulary) if vocabulary is not None else None,
-        word_counts,
-        paths.staging.count_pieces(key) if state is not None else (),
+        vocabulary,
+        state[1] if vocabulary is not None else None,  # counted with that vocabulary's hash
+        paths.staging.count_pieces(key) if vocabulary is not None else (),
         paths.staging.sentences(),
         release["release"],
     )

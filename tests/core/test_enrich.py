@@ -1,6 +1,6 @@
 import polars as pl
 
-from pipelines.core.enrich import acronym, enrich_papers, extract_links
+from pipelines.core.enrich import acronym, enrich_papers, extract_links, reusable
 
 
 def test_links_lose_trailing_punctuation_braces_and_placeholders():
@@ -108,8 +108,11 @@ def test_unchanged_papers_keep_their_columns_and_changed_ones_are_recomputed():
     )
     mixed = enrich_papers(both, tampered)
     assert mixed.select("paper_id", "acronym").rows() == [("p0", "ReNO"), ("p1", "KEPT")]
+    assert reusable(both, tampered).to_list() == [False, True]
+    assert enrich_papers(both, tampered, reuse=pl.Series([False, False]))["acronym"][1] == "TAME"
     older_rules = tampered.with_columns(enrichment_version=pl.lit(1, pl.Int32))
     recomputed = enrich_papers(
         papers(title=["TAME: A"], abstract_raw=["Continual learning."]), older_rules
     )
     assert recomputed["acronym"][0] == "TAME"
+    assert not reusable(both, older_rules).any() and not reusable(both, None).any()
