@@ -1,4 +1,12 @@
-from pipelines.core.text import clean_abstract, fold_abstract, fold_title
+import polars as pl
+
+from pipelines.core.text import (
+    clean_abstract,
+    fold_abstract,
+    fold_title,
+    title_key_expr,
+    title_words_expr,
+)
 
 
 def test_fold_title_ignores_case_unicode_forms_punctuation_and_spacing():
@@ -13,6 +21,28 @@ def test_fold_title_ignores_case_unicode_forms_punctuation_and_spacing():
         assert fold_title(variant) == base, variant
     assert fold_title("Schrödinger Bridges") == fold_title("Schrodinger Bridges")
     assert fold_title("Scaling Laws") != fold_title("Scaling Law")
+
+
+def test_a_column_of_titles_folds_each_row_as_if_alone():
+    # ASCII rows are only lower-cased; the others decomposed: each must land in its row.
+    titles = ["Schrödinger Bridges", "Plain ASCII", "Eﬃcient ＦＵＬＬ-width", None, "Ça Va"]
+    folded = pl.DataFrame({"t": titles}).select(
+        key=title_key_expr("t"), words=title_words_expr("t")
+    )
+    assert folded["key"].to_list() == [
+        "schrodingerbridges",
+        "plainascii",
+        "efficientfullwidth",
+        None,
+        "cava",
+    ]
+    assert folded["words"].to_list() == [
+        "schrodinger bridges",
+        "plain ascii",
+        "efficient full width",
+        None,
+        "ca va",
+    ]
 
 
 def test_clean_abstract_removes_latex_and_scraping_debris():
