@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from pipelines.core.diff import diff_papers
-from pipelines.core.enrich import enrich_papers, reusable
+from pipelines.core.enrich import ENRICHMENT_VERSION, enrich_papers, reusable
 from pipelines.core.hashing import table_hash
 from pipelines.core.identity import SentenceCache, assign_paper_ids
+from pipelines.core.parsing import PARSER_VERSION
 from pipelines.core.related import RelatedUpdate, Vocabulary, update_related
 from pipelines.core.validation import validate
 from schemas.tables import (
@@ -72,17 +73,53 @@ class Previous:
     word_count_pieces: tuple[str, ...] = ()  # the kept pieces word_counts were read from
     sentences: pl.DataFrame | None = None  # SentenceCache.frame, when one was kept
     release: int | None = None  # the release its appearances and papers were read from
+    parser_version: str | None = None  # the parser that release was built with
 
     @classmethod
     def nothing(cls) -> Previous:
         return cls(empty_frame(AppearanceSchema), empty_frame(PaperSchema))
 
 
+def kept_papers(matched: pl.DataFrame, previous: Previous) -> pl.DataFrame:
+    """The rows of the published papers this build would make again, as they are.
+
+    A paper's row is made from its entries alone, and the entries of a digest from its
+    bytes (its id) and the parser. So a row holds while the parser is the same, its rules
+    of enrichment are current, and no digest it has an entry in came, left or holds an
+    entry not published as it is (a paper listed twice in one digest, whose second entry
+    is matched again each build)."""
+    published = previous.papers
+    if (
+        published.height == 0
+        or previous.parser_version != PARSER_VERSION
+        or published.schema != empty_frame(PaperSchema).schema
+    ):
+        return empty_frame(PaperSchema)
+    keys = ["digest_id", "position", "title"]
+    before = previous.appearances.select(keys)
+    unpublished = matched.select(keys).join(before, on=keys, how="anti")["digest_id"]
+    now = matched["digest_id"].unique()
+    moved = pl.concat(
+        [unpublished, before.filter(~pl.col("digest_id").is_in(now.implode()))["digest_id"]]
+    ).unique()
+    touched = pl.concat(
+        [
+            matched.filter(pl.col("digest_id").is_in(moved.implode()))["paper_id"],
+            previous.appearances.filter(pl.col("digest_id").is_in(moved.implode()))["paper_id"],
+        ]
+    )
+    return published.filter(
+        ~pl.col("paper_id").is_in(touched.implode())
+        & (pl.col("enrichment_version") == ENRICHMENT_VERSION)
+    )
+
+
 def build_papers(
     entries: pl.DataFrame, previous: Previous
-) -> tuple[pl.DataFrame, pl.DataFrame, RelatedUpdate, SentenceCache]:
+) -> tuple[pl.DataFrame, pl.DataFrame, RelatedUpdate, SentenceCache, pl.Series]:
     """(appearances, papers, related papers with what they were computed from, the
-    papers' sentence hashes) from the valid entries of ingested digests."""
+    papers' sentence hashes, the ids of the papers kept as published) from the valid
+    entries of ingested digests."""
     sentences = SentenceCache(previous.sentences)
     if entries.height == 0:
         nothing = empty_frame(PaperSchema)
@@ -91,6 +128,7 @@ def build_papers(
             nothing,
             update_related(nothing, nothing, empty_frame(RelatedPaperSchema), None),
             SentenceCache(),
+            nothing["paper_id"],
         )
     # In date, position order.
     matched = assign_paper_ids(entries, previous.appearances, sentences)
@@ -109,8 +147,12 @@ def build_papers(
         )
         .sort("digest_date", "position")
     )
+    # Only the papers whose entries may have changed are made again: the work follows
+    # what is new, not the history.
+    kept = kept_papers(matched, previous)
     papers = (
-        matched.group_by("paper_id", maintain_order=True)
+        matched.join(kept.select("paper_id"), on="paper_id", how="anti")
+        .group_by("paper_id", maintain_order=True)
         .agg(
             title=pl.col("title").last(),
             title_key=pl.col("title_key").last(),
@@ -126,7 +168,10 @@ def build_papers(
     # need compare only the others.
     reuse = reusable(papers, previous.papers)
     enriched_afresh = papers.filter(~reuse)["paper_id"]
-    papers = enrich_papers(papers, previous.papers, reuse).select(empty_frame(PaperSchema).columns)
+    columns = empty_frame(PaperSchema).columns
+    papers = pl.concat(
+        [kept, enrich_papers(papers, previous.papers, reuse).select(columns)], how="vertical"
+    ).sort("paper_id")
     related = update_related(
         papers,
         previous.papers,
@@ -135,7 +180,7 @@ def build_papers(
         previous.word_counts,
         maybe_changed=enriched_afresh,
     )
-    return appearances, papers, related, sentences
+    return appearances, papers, related, sentences, kept["paper_id"]
 
 
 @dataclass(frozen=True)
@@ -146,6 +191,7 @@ class Kept:
 
     related: RelatedUpdate
     sentences: SentenceCache
+    kept_paper_ids: pl.Series  # the papers kept as the previous release published them
 
 
 def build_tables(
@@ -170,7 +216,7 @@ def _build(
     digests = digest_statuses(staged_digests)
     ingested = digests.filter(pl.col("status") == "ingested")["digest_id"]
     entries = staged_entries.filter(pl.col("digest_id").is_in(ingested.implode()))
-    appearances, papers, update, sentences = build_papers(entries, previous)
+    appearances, papers, update, sentences, kept_ids = build_papers(entries, previous)
     related = update.related
 
     rejected: list[pl.DataFrame] = []
@@ -190,7 +236,7 @@ def _build(
     if checked.n_failed:  # cannot quarantine the quarantine: fail loudly instead
         raise ValueError(f"quarantine rows failed their schema: {checked.failures.head(5)}")
     tables["quarantine"] = quarantine.sort("digest_id", "line_start", "stage", "reason")
-    return tables, Kept(update, sentences)
+    return tables, Kept(update, sentences, kept_ids)
 
 
 def build_from_staging(staging, previous: Previous) -> dict[str, pl.DataFrame]:
@@ -202,7 +248,9 @@ def build_from_staging(staging, previous: Previous) -> dict[str, pl.DataFrame]:
         staging.read("digest"), staging.read("entries"), staging.read("quarantine"), previous
     )
     if previous.release is not None:  # publishing diffs against it: done here, in memory
-        changes = diff_papers(previous.papers, tables["papers"])
+        # Papers kept as published are the same rows: only the others can differ.
+        same = pl.col("paper_id").is_in(kept.kept_paper_ids.implode())
+        changes = diff_papers(previous.papers.filter(~same), tables["papers"].filter(~same))
         papers_hash = table_hash(tables["papers"], TABLE_KEYS["papers"])
         staging.save_paper_changes(previous.release, papers_hash, changes)
     staging.compact()  # the small packs of day-by-day runs, merged once there are many

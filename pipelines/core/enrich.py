@@ -240,9 +240,9 @@ def _current(papers: pl.DataFrame, previous: pl.DataFrame | None) -> pl.DataFram
     """The rows of `previous` enriched by the current rules, or None if it has none."""
     if previous is None or not set(_TEXT + ENRICHED_COLUMNS) <= set(previous.columns):
         return None
-    current = previous.filter(pl.col("enrichment_version") == ENRICHMENT_VERSION).select(
-        _TEXT + ENRICHED_COLUMNS
-    )
+    current = previous.select(_TEXT + ENRICHED_COLUMNS)
+    if not (current["enrichment_version"] == ENRICHMENT_VERSION).all():  # else no copy
+        current = current.filter(pl.col("enrichment_version") == ENRICHMENT_VERSION)
     enriched = empty_frame(PaperSchema).select(ENRICHED_COLUMNS).schema
     return current if current.schema == {**papers.select(_TEXT).schema, **enriched} else None
 

@@ -117,6 +117,7 @@ def previous_build(paths: WarehousePaths, release: dict | None = None) -> Previo
         paths.staging.count_pieces(key) if vocabulary is not None else (),
         paths.staging.sentences(),
         release["release"],
+        release["parser_version"],
     )
 
 

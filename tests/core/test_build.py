@@ -3,7 +3,7 @@ import datetime as dt
 import polars as pl
 
 from pipelines.core.build import Previous, build_tables, digest_statuses
-from pipelines.core.parsing import parse_digest
+from pipelines.core.parsing import PARSER_VERSION, parse_digest
 from pipelines.core.staging import stage_digest
 from tests.conftest import abstract_for, digest_text
 
@@ -108,3 +108,50 @@ def test_published_row_failing_its_schema_moves_to_quarantine_with_the_check_nam
     assert row["stage"] == "schema:digests" and row["source_path"] == "b.txt"
     assert "nothing_lost" in row["message"]
     assert '"n_lines":99' in row["raw_text"]  # the rejected row itself is kept
+
+
+def _rebuilt(published: dict, *digests, parser_version=PARSER_VERSION) -> dict[str, int]:
+    """n_appearances by title of a build on top of `published` tables whose papers are
+    marked (n_appearances 99): a paper that shows 99 was kept as published."""
+    marked = published["papers"].with_columns(n_appearances=pl.lit(99, pl.Int32))
+    previous = Previous(published["appearances"], marked, release=1, parser_version=parser_version)
+    tables = build_tables(
+        pl.concat([d.digest for d in digests]),
+        pl.concat([d.entries for d in digests]),
+        pl.concat([d.quarantine for d in digests]),
+        previous,
+    )
+    unmarked = tables["papers"].with_columns(
+        n_appearances=build(*digests)["papers"]["n_appearances"]
+    )
+    assert unmarked.equals(build(*digests)["papers"])  # but for the mark, a build from scratch
+    return dict(tables["papers"].select("title", "n_appearances").iter_rows())
+
+
+def test_papers_whose_digests_did_not_change_are_kept_as_published():
+    a = staged(
+        "a.txt", "Mar 14", [("Kept", abstract_for("kept")), ("Again", abstract_for("again"))], T0
+    )
+    b = staged(
+        "b.txt", "Mar 15", [("Again", abstract_for("again")), ("New", abstract_for("new"))], T0
+    )
+    assert _rebuilt(build(a), a, b) == {"Kept": 99, "Again": 2, "New": 1}
+    # A digest superseded: the papers it listed are made again.
+    b2 = staged("b2.txt", "Mar 15", [("Newer", abstract_for("newer"))], T0 + dt.timedelta(hours=1))
+    assert _rebuilt(build(a, b), a, b, b2) == {"Kept": 99, "Again": 1, "Newer": 1}
+    # Another parser may have read the same files otherwise: nothing is kept.
+    assert _rebuilt(build(a), a, parser_version="0.0.0") == {"Kept": 1, "Again": 1}
+
+
+def test_a_digest_listing_a_paper_twice_has_its_papers_made_again():
+    # The same paper twice, the second time with a period (an exact repeat is quarantined).
+    listed = [
+        ("Twice", abstract_for("twice")),
+        ("Other", abstract_for("other")),
+        ("Twice.", abstract_for("twice")),
+    ]
+    a = staged("a.txt", "Mar 14", listed, T0)
+    b = staged("b.txt", "Mar 15", [("Alone", abstract_for("alone"))], T0)
+    assert build(a)["appearances"].height == 2
+    # The second listing is no published appearance: it is matched again each build.
+    assert _rebuilt(build(a, b), a, b) == {"Twice.": 1, "Other": 1, "Alone": 99}
