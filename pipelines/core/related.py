@@ -152,18 +152,22 @@ def tfidf_vectors(
     comes from `vocabulary` (default: these papers); a word it does not know counts as a
     word of no paper. `counted`: the papers' (doc, word, tf), when already counted."""
     counts = _word_counts(papers) if counted is None else counted
-    if vocabulary is None:
-        n = papers.height
-        counts = counts.with_columns(df=pl.len().over("word"))
-    else:
-        n = vocabulary.n_papers
-        counts = counts.join(vocabulary.words, on="word", how="left").with_columns(
-            pl.col("df").fill_null(0)
-        )
+    n = papers.height if vocabulary is None else vocabulary.n_papers
     # Words in over half the papers say nothing about any one of them (in a corpus big
     # enough for that to mean something); past a few thousand papers, a word in more
     # than MAX_PAPERS_PER_WORD of them adds little but costs quadratically.
     max_papers = n if n < 20 else min(n // 2, MAX_PAPERS_PER_WORD)
+    if vocabulary is None:
+        counts = counts.with_columns(df=pl.len().over("word"))
+    else:
+        # The few words in too many papers hold most rows of the counts: dropped first,
+        # the join is a small one (1.16 s -> 0.33 s for 541,222 papers, 42 million rows).
+        common = vocabulary.words.filter(pl.col("df") > max_papers)["word"]
+        counts = (
+            counts.filter(~pl.col("word").is_in(common.implode()))
+            .join(vocabulary.words, on="word", how="left")
+            .with_columns(pl.col("df").fill_null(0))
+        )
     counts = counts.filter(pl.col("df") <= max_papers)
     # Terms numbered in word order (a sorted join is cheaper than ranking 40 million words).
     terms = counts.select(pl.col("word").unique().sort()).with_columns(

@@ -173,3 +173,14 @@ def test_a_kept_vocabulary_is_used_only_if_its_words_were_hashed_the_same_way():
     # Another Polars version may hash words otherwise: its vocabulary and counts are unusable.
     assert Vocabulary.from_frame(kept.with_columns(pl.col("probe_hash") + 1)) is None
     assert Vocabulary.from_frame(kept.drop("probe_hash")) is None  # kept before hashing
+
+
+def test_a_vocabulary_drops_the_words_in_over_half_the_papers_as_counting_them_does():
+    from pipelines.core.related import tfidf_vectors, vocabulary_of
+
+    many = papers([f"{TOPICS[i % len(TOPICS)]} variant{i}" for i in range(40)])
+    vocabulary = vocabulary_of(many)
+    assert (vocabulary.words["df"] > many.height // 2).sum() > 5  # "study", "method", ...
+    counted_here = tfidf_vectors(many)
+    assert (tfidf_vectors(many, vocabulary) != counted_here).nnz == 0
+    assert counted_here.nnz > 0
