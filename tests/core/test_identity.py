@@ -245,3 +245,11 @@ def test_a_kept_sentence_cache_gives_the_same_ids_and_follows_the_latest_abstrac
         .sort("paper_id")
         .equals(expected.sort("paper_id"))
     )
+    # Rows kept for other abstracts (a stale cache) are not used: the texts are hashed again.
+    stale = SentenceCache(
+        cache.frame.with_columns(
+            pl.col("abstract_hash") + 1, sentences=pl.lit([], pl.List(pl.UInt64))
+        )
+    )
+    assert assign_paper_ids(pl.concat(days), published, stale).equals(without)
+    assert stale.frame.sort("paper_id").equals(cache.frame.sort("paper_id"))
