@@ -12,8 +12,9 @@ afresh and every list is recomputed. Each paper's word counts are kept as well, 
 new or changed papers are tokenized.
 
 Words are held as 64-bit hashes: reading, sorting and joining the counts of half a million
-papers costs a fraction of what the strings do. A collision merges two words' counts,
-one chance in millions over millions of words; it shifts scores, never fails a build."""
+papers costs a fraction of what the strings do. A collision would merge two words' counts
+(about one chance in a million among five million distinct words): it would shift scores,
+never fail a build."""
 
 from __future__ import annotations
 
