@@ -62,8 +62,9 @@ def digest_statuses(staged_digests: pl.DataFrame) -> pl.DataFrame:
 @dataclass(frozen=True)
 class Previous:
     """What the latest release published: its appearances keep their paper ids, its
-    papers' enrichment columns are reused where the text is unchanged, and its related
-    papers are updated rather than recomputed while the vocabulary they used is current."""
+    papers are kept as they are where none of their digests changed (see kept_papers) and
+    their enrichment columns reused where the text is unchanged, and its related papers
+    are updated rather than recomputed while the vocabulary they used is current."""
 
     appearances: pl.DataFrame
     papers: pl.DataFrame
