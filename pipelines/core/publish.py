@@ -101,10 +101,10 @@ def previous_build(paths: WarehousePaths, release: dict | None = None) -> Previo
         papers = read_release_table(paths, release, "papers")
     except Exception:
         return Previous.nothing()
-    key = release["related_papers_hash"]
+    pieces = paths.staging.count_pieces(release["related_papers_hash"])
     try:
         related = read_release_table(paths, release, "related_papers")
-        state = paths.staging.related_state(key)
+        state = paths.staging.related_state(release["related_papers_hash"], pieces)
     except Exception:  # then related papers are recomputed
         related, state = empty_frame(RelatedPaperSchema), None
     vocabulary = Vocabulary.from_frame(state[0]) if state is not None else None
@@ -114,7 +114,7 @@ def previous_build(paths: WarehousePaths, release: dict | None = None) -> Previo
         related,
         vocabulary,
         state[1] if vocabulary is not None else None,  # counted with that vocabulary's hash
-        paths.staging.count_pieces(key) if vocabulary is not None else (),
+        pieces if vocabulary is not None else (),
         paths.staging.sentences(),
         release["release"],
         release["parser_version"],

@@ -351,10 +351,13 @@ class StagingArea:
         except (OSError, ValueError):
             return ()
 
-    def related_state(self, key: str) -> tuple[pl.DataFrame, pl.DataFrame] | None:
+    def related_state(
+        self, key: str, pieces: tuple[str, ...] | None = None
+    ) -> tuple[pl.DataFrame, pl.DataFrame] | None:
         """(vocabulary, word counts) saved under `key`, or None. A paper counted in two
-        pieces (its text changed) has the counts of the later one."""
-        pieces = self.count_pieces(key)
+        pieces (its text changed) has the counts of the later one. `pieces`:
+        count_pieces(key), when the caller has read them already."""
+        pieces = self.count_pieces(key) if pieces is None else pieces
         if not pieces:
             return None
         try:
