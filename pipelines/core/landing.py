@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import polars as pl
+
 from pipelines.core.parsing import ParsedDigest, parse_digest, reject_by_reference, sha256_hex
 from pipelines.core.staging import StagingArea, stage_digests
 
@@ -153,7 +155,8 @@ def ingest_landed_files(
         same_as: dict[str, str] = {}  # key -> digest_id parsed under another name
         known: dict[str, str] = {}  # key -> digest_id staged by an earlier run
         stats: dict[str, tuple[int, int]] = {}
-        staged_before = set(staging.digest_ids())
+        staged_before = staging.read("digest")  # one read: the ids, and the rows of known keys
+        staged_ids = set(staged_before["digest_id"])
         for key in keys[start : start + batch_size]:
             try:
                 refused = None
@@ -164,7 +167,7 @@ def ingest_landed_files(
                     digest_id = sha256_hex(data)
                 except RefusedFile as error:
                     refused, digest_id = error, error.digest_id
-                if digest_id in staged_before:
+                if digest_id in staged_ids:
                     known[key] = digest_id
                     outcomes[key] = IngestOutcome(key)
                 elif digest_id in to_stage:
@@ -179,10 +182,8 @@ def ingest_landed_files(
                     outcomes[key] = IngestOutcome(key)
             except Exception as error:  # reported, not raised: one file must not stop a run
                 outcomes[key] = IngestOutcome(key, error=error)
-        rows = {}  # digest_id -> digest row
-        if known:
-            staged_rows = staging.read("digest")
-            rows = {d["digest_id"]: d for d in staged_rows.iter_rows(named=True)}
+        known_rows = staged_before.filter(pl.col("digest_id").is_in(list(known.values())))
+        rows = {d["digest_id"]: d for d in known_rows.iter_rows(named=True)}  # by digest_id
         fresh = stage_digests(list(to_stage.values()))
         staging.write(fresh)  # one pack for the batch
         for staged in fresh:
