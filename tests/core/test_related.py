@@ -61,13 +61,27 @@ def test_fewer_than_two_papers_relate_to_nothing():
     assert related_papers(papers(TOPICS[:1])).height == 0
 
 
-def test_counting_in_slices_changes_nothing(monkeypatch):
+def test_word_counts_are_each_papers_own_words_however_many_papers():
+    """Counted by the streaming engine, in slices of papers on several threads: each row
+    must still be the count of its own paper's words (title twice, stopwords out)."""
+    import random
+    import re
+    from collections import Counter
+
     from pipelines.core import related
 
-    whole = related.tfidf_vectors(papers())
-    monkeypatch.setattr(related, "_PAPERS_PER_SLICE", 5)
-    sliced = related.tfidf_vectors(papers())
-    assert (whole != sliced).nnz == 0 and whole.nnz > 0
+    rng = random.Random(7)
+    vocabulary = [f"w{n}x" for n in range(500)] + ["the", "of", "and"]
+    texts = [" ".join(rng.choices(vocabulary, k=rng.randint(1, 40))) for _ in range(30_000)]
+    frame = pl.DataFrame({"title": [t[:20].title() for t in texts], "abstract": texts})
+    counted = related._word_counts(frame)
+    for doc in rng.sample(range(len(texts)), 200) + [0, len(texts) - 1]:
+        title, abstract = frame.row(doc)
+        words = re.findall(related._WORD, f"{title} {title} {abstract}".lower())
+        kept = pl.Series([w for w in words if w not in related.STOPWORDS], dtype=pl.String)
+        expected = Counter(pl.select(related._word_hash(pl.lit(kept))).to_series().to_list())
+        rows = counted.filter(pl.col("doc") == doc)
+        assert dict(rows.select("word", "tf").iter_rows()) == expected
 
 
 def test_the_result_does_not_depend_on_the_block_size(monkeypatch):
