@@ -137,6 +137,32 @@ def test_absurdly_long_line_is_quarantined_alone():
     assert_nothing_lost(parsed, text.encode())
 
 
+@pytest.mark.parametrize("extra_chars", [0, 1])
+def test_a_line_is_measured_in_bytes_not_characters(extra_chars):
+    """4-byte characters: a line of MAX_LINE_BYTES // 4 of them is exactly the limit."""
+    wide = "\U0001f600" * (MAX_LINE_BYTES // 4 + extra_chars)
+    lines = ["new", "Mar 14", *ENTRIES[0], wide, *ENTRIES[1]]
+    text = "\n\n".join(lines) + "\n"
+    parsed = parse(text)
+    reasons = [q.reason for q in parsed.quarantine]
+    assert reasons == (["line_too_long"] if extra_chars else ["abstract_without_title"])
+    assert_nothing_lost(parsed, text.encode())
+
+
+@pytest.mark.parametrize("control", ["\x0b", "\x1f", "\x85", "\x7f"])
+def test_a_line_with_a_control_character_is_quarantined_alone(control):
+    title, abstract = ENTRIES[1]
+    lines = ["new", "Mar 14", *ENTRIES[0], title, abstract[:50] + control + abstract[50:]]
+    text = "\n\n".join([*lines, *ENTRIES[2]]) + "\n"
+    parsed = parse(text)
+    assert [e.title for e in parsed.entries] == [ENTRIES[0][0], ENTRIES[2][0]]
+    assert sorted(q.reason for q in parsed.quarantine) == [
+        "control_characters",
+        "title_without_abstract",
+    ]
+    assert_nothing_lost(parsed, text.encode())
+
+
 @pytest.mark.parametrize("encoding", ["cp1252", "latin-1"])
 def test_non_utf8_text_is_decoded_and_flagged(encoding):
     entries = [("Café Models: “Smart” Quotes – and Dashes", abstract_for("café naïveté"))]
