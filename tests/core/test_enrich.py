@@ -90,6 +90,26 @@ def test_enrich_papers_adds_every_column():
     assert any("continual" in phrase.lower() for phrase in out["keyphrases"])
 
 
+def test_keyphrases_are_runs_of_at_most_three_words_between_breaks():
+    """Stopwords, punctuation, numbers, single letters and letters outside a-z break a
+    phrase; a run of more than three words is no keyphrase; a title phrase ranks first."""
+    from pipelines.core.enrich import keyphrases
+
+    text = (
+        "Sparse Mixture Routing. Sparse mixture routing improves training and q inference "
+        "é speedups 3 gains, self-supervised x+y probes zeta-net. Graph-based probes."
+    )
+    found = keyphrases(pl.DataFrame({"paper_id": ["p1"], "text": [text]}), top=20)
+    assert found["paper_id"].to_list() == ["p1"]
+    assert found["keyphrases"][0].to_list() == [
+        "sparse mixture routing",  # in the title: doubled, and a phrase: doubled
+        "graph-based probes",  # a word of two parts is one word
+        "inference",  # between a single letter and a letter outside a-z
+        "gains",
+        "speedups",
+    ]
+
+
 def test_unchanged_papers_keep_their_columns_and_changed_ones_are_recomputed():
     first = enrich_papers(papers(title=["TAME: A"], abstract_raw=["Continual learning."]))
     tampered = first.with_columns(acronym=pl.lit("KEPT"))  # proves the row was reused
