@@ -192,15 +192,20 @@ def assign_paper_ids(
     new = entries.filter(pl.col("paper_id").is_null()).with_columns(
         abstract_key=abstract_key_expr("abstract"), sentences=_sentences_expr("abstract")
     )
-    pairs = new.select("title_key", "abstract_key", "sentences").unique(
-        ["title_key", "abstract_key"], keep="first", maintain_order=True
+    # The distinct (title, abstract) pairs, in order, with the rows of `new` that are each:
+    # joining them back on the two keys would encode every key again (2.5 GB more at
+    # 10,000 digests, whose abstracts are most of the keys).
+    pairs = (
+        new.with_row_index("row")
+        .group_by("title_key", "abstract_key", maintain_order=True)
+        .agg("row", pl.col("sentences").first())
     )
     known = entries.filter(pl.col("paper_id").is_not_null())
     index = _index_of_candidates(known, pairs, cache)
     taken = set(known["paper_id"].unique())
     ids: list[str] = []
-    for title_key, abstract_key, sentences, alone in pairs.with_columns(
-        alone=_alone(pairs, index)
+    for title_key, abstract_key, sentences, alone in pairs.select(
+        "title_key", "abstract_key", "sentences", alone=_alone(pairs, index)
     ).iter_rows():
         # A pair sharing nothing with any other can only be a new paper, and no later
         # pair can find it: it needs neither the matcher nor the index.
@@ -213,10 +218,10 @@ def assign_paper_ids(
         if not alone:
             index.add(paper_id, title_key, abstract_key, sentences)
         ids.append(paper_id)
-    matched = pairs.select("title_key", "abstract_key", new_id=pl.Series(ids, dtype=pl.String))
-    new_ids = new.join(matched, on=["title_key", "abstract_key"], how="left").select(
-        "digest_id", "position", "new_id", "abstract_key"
-    )
+    new_id = (
+        pairs.select("row", new_id=pl.Series(ids, dtype=pl.String)).explode("row").sort("row")
+    )["new_id"]
+    new_ids = new.select("digest_id", "position", new_id, "abstract_key")
     entries = entries.join(
         new_ids, on=["digest_id", "position"], how="left", maintain_order="left"
     ).with_columns(paper_id=pl.coalesce("paper_id", "new_id"))
