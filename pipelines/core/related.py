@@ -36,6 +36,7 @@ MAX_PAPERS_PER_WORD = 2_000
 REFRESH_GROWTH = 0.10
 _STOPWORDS = sorted(STOPWORDS)
 _WORD = r"\b[a-z][a-z0-9]+\b"
+_PAPERS_PER_SLICE = 20_000
 
 
 def _word_hash(word: pl.Expr) -> pl.Expr:
@@ -79,19 +80,27 @@ class Vocabulary:
 def _word_counts(papers: pl.DataFrame) -> pl.DataFrame:
     """(doc, word, tf): doc is the row number in `papers`, word a word's hash."""
     text = pl.format("{} {} {}", "title", "title", "abstract").str.to_lowercase()
-    # The streaming engine tokenizes slices of the papers on every core and never holds
-    # all their words exploded (250 rows a paper; its counts are 130): 54,000 papers in
-    # 2.0 s rather than 3.1 s.
-    return (
-        papers.lazy()
-        .select(text=text)
-        .with_row_index("doc")
-        .select(pl.col("doc").cast(pl.Int64), word=pl.col("text").str.extract_all(_WORD))
-        .explode("word")
-        .filter(pl.col("word").is_not_null() & ~pl.col("word").is_in(_STOPWORDS))
-        .group_by("doc", word=_word_hash(pl.col("word")))
-        .agg(tf=pl.len())
-        .collect(engine="streaming")
+    if papers.height == 0:
+        return pl.DataFrame(schema={"doc": pl.Int64, "word": pl.UInt64, "tf": pl.UInt32})
+    # A slice of papers at a time, so that memory stays bounded (a paper's words exploded
+    # are 250 rows, its counts 130); each slice by the streaming engine, which tokenizes
+    # on every core. 541,222 papers: 31.2 s before, 19.2 s; counting them all in one
+    # streaming query took 20.9 s and 5.9 GB rather than 2.5 GB.
+    return pl.concat(
+        [
+            papers.slice(start, _PAPERS_PER_SLICE)
+            .lazy()
+            .select(text=text)
+            .with_row_index("doc", offset=start)
+            .select(pl.col("doc").cast(pl.Int64), word=pl.col("text").str.extract_all(_WORD))
+            .explode("word")
+            .filter(pl.col("word").is_not_null() & ~pl.col("word").is_in(_STOPWORDS))
+            .group_by("doc", word=_word_hash(pl.col("word")))
+            .agg(tf=pl.len())
+            .collect(engine="streaming")
+            for start in range(0, papers.height, _PAPERS_PER_SLICE)
+        ],
+        how="vertical",
     )
 
 

@@ -62,8 +62,8 @@ def test_fewer_than_two_papers_relate_to_nothing():
 
 
 def test_word_counts_are_each_papers_own_words_however_many_papers():
-    """Counted by the streaming engine, in slices of papers on several threads: each row
-    must still be the count of its own paper's words (title twice, stopwords out)."""
+    """Counted in slices of papers, each by the streaming engine on several threads: each
+    row must still be the count of its own paper's words (title twice, stopwords out)."""
     import random
     import re
     from collections import Counter
@@ -72,16 +72,20 @@ def test_word_counts_are_each_papers_own_words_however_many_papers():
 
     rng = random.Random(7)
     vocabulary = [f"w{n}x" for n in range(500)] + ["the", "of", "and"]
-    texts = [" ".join(rng.choices(vocabulary, k=rng.randint(1, 40))) for _ in range(30_000)]
+    n_papers = related._PAPERS_PER_SLICE + 10_000  # two slices
+    texts = [" ".join(rng.choices(vocabulary, k=rng.randint(1, 40))) for _ in range(n_papers)]
     frame = pl.DataFrame({"title": [t[:20].title() for t in texts], "abstract": texts})
     counted = related._word_counts(frame)
-    for doc in rng.sample(range(len(texts)), 200) + [0, len(texts) - 1]:
+    first_of_second = related._PAPERS_PER_SLICE
+    for doc in rng.sample(range(n_papers), 200) + [0, first_of_second, n_papers - 1]:
         title, abstract = frame.row(doc)
         words = re.findall(related._WORD, f"{title} {title} {abstract}".lower())
         kept = pl.Series([w for w in words if w not in related.STOPWORDS], dtype=pl.String)
         expected = Counter(pl.select(related._word_hash(pl.lit(kept))).to_series().to_list())
         rows = counted.filter(pl.col("doc") == doc)
         assert dict(rows.select("word", "tf").iter_rows()) == expected
+    nothing = related._word_counts(frame.head(0))
+    assert nothing.height == 0 and nothing.schema == counted.schema
 
 
 def test_the_result_does_not_depend_on_the_block_size(monkeypatch):
