@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from pipelines.core.diff import diff_papers
-from pipelines.core.enrich import ENRICHMENT_VERSION, enrich_papers, reusable
+from pipelines.core.enrich import ENRICHMENT_VERSION, enrich_papers_alongside, reusable
 from pipelines.core.hashing import table_hash
 from pipelines.core.identity import SentenceCache, assign_paper_ids
 from pipelines.core.parsing import PARSER_VERSION
@@ -169,18 +169,21 @@ def build_papers(
     # need compare only the others.
     reuse = reusable(papers, previous.papers)
     enriched_afresh = papers.filter(~reuse)["paper_id"]
+
+    def related_of(texts: pl.DataFrame) -> RelatedUpdate:
+        texts = pl.concat([kept.select(texts.columns), texts], how="vertical")
+        return update_related(
+            texts,
+            previous.papers,
+            previous.related,
+            previous.vocabulary,
+            previous.word_counts,
+            maybe_changed=enriched_afresh,
+        )
+
+    enriched, related = enrich_papers_alongside(papers, previous.papers, reuse, related_of)
     columns = empty_frame(PaperSchema).columns
-    papers = pl.concat(
-        [kept, enrich_papers(papers, previous.papers, reuse).select(columns)], how="vertical"
-    ).sort("paper_id")
-    related = update_related(
-        papers,
-        previous.papers,
-        previous.related,
-        previous.vocabulary,
-        previous.word_counts,
-        maybe_changed=enriched_afresh,
-    )
+    papers = pl.concat([kept, enriched.select(columns)], how="vertical").sort("paper_id")
     return appearances, papers, related, sentences, kept["paper_id"]
 
 

@@ -136,3 +136,23 @@ def test_unchanged_papers_keep_their_columns_and_changed_ones_are_recomputed():
     )
     assert recomputed["acronym"][0] == "TAME"
     assert not reusable(both, older_rules).any() and not reusable(both, None).any()
+
+
+def test_alongside_is_given_every_papers_cleaned_text_and_its_result_returned():
+    from pipelines.core.enrich import enrich_papers_alongside
+
+    first = enrich_papers(papers(title=["TAME: A"], abstract_raw=["Continual learning \\& more."]))
+    first = first.with_columns(abstract=pl.lit("Kept as published."))  # proves p1 is reused
+    both = papers(
+        paper_id=["p1", "p0"],
+        title=["TAME: A", "ReNO: B"],
+        abstract_raw=["Continual learning \\& more.", "New  \\& text."],
+    )
+    enriched, given = enrich_papers_alongside(both, first, alongside=lambda texts: texts)
+    assert given.rows() == [
+        ("p0", "ReNO: B", "New & text."),
+        ("p1", "TAME: A", "Kept as published."),
+    ]
+    assert enriched.select(given.columns).equals(given)
+    assert enriched.equals(enrich_papers(both, first))
+    assert enrich_papers_alongside(both, first)[1] is None
