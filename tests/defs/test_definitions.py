@@ -90,10 +90,10 @@ def test_an_unexpected_failure_fails_the_run_but_other_digests_are_staged(
     write_digest(landing, "boom.txt", "Mar 15", [("Paper B", abstract_for("b"))], T0)
     real = landing_module.parse_digest
 
-    def exploding(data, source_path, landed_at):
+    def exploding(data, source_path, *args):
         if source_path == "boom.txt":
             raise RuntimeError("simulated parser bug")
-        return real(data, source_path, landed_at)
+        return real(data, source_path, *args)
 
     monkeypatch.setattr(landing_module, "parse_digest", exploding)
     with pytest.raises(dg.Failure, match="1 of 2 digests failed"):
@@ -155,6 +155,11 @@ def test_a_big_backfill_runs_in_runs_of_bounded_size(landing, warehouse, monkeyp
     assert sorted(r.run_id for r in history if r.partition is None) == sorted(
         run.run_id for run in runs
     )
+    # The asset table keeps each asset's latest materialization, as any instance's does.
+    [entry] = [r.asset_entry for r in instance.get_asset_records([digest_entries.key])]
+    assert entry.last_materialization_record.run_id == runs[-1].run_id
+    assert entry.last_materialization_record.event_log_entry.dagster_event.partition == "d5.txt"
+    assert {digest_entries.key, dg.AssetKey("release")} <= set(instance.all_asset_keys())
 
 
 def test_transient_io_errors_are_retried(landing, warehouse, monkeypatch):
