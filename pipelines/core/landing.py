@@ -177,7 +177,7 @@ def ingest_landed_files(
                     to_stage[digest_id] = (
                         reject_by_reference(refused)
                         if refused is not None
-                        else parse_digest(data, key, landed_at)
+                        else parse_digest(data, key, landed_at, digest_id)
                     )
                     outcomes[key] = IngestOutcome(key)
             except Exception as error:  # reported, not raised: one file must not stop a run

@@ -174,11 +174,14 @@ def looks_like_abstract(line: str) -> bool:
     return len(line) > TITLE_MAX_CHARS or len(_SENTENCE_BREAK.findall(line)) >= 2
 
 
-def parse_digest(data: bytes, source_path: str, landed_at: dt.datetime) -> ParsedDigest:
-    """Parse raw digest bytes. Never raises for bad content."""
+def parse_digest(
+    data: bytes, source_path: str, landed_at: dt.datetime, digest_id: str | None = None
+) -> ParsedDigest:
+    """Parse raw digest bytes. Never raises for bad content. `digest_id`: sha256_hex(data),
+    when the caller has it already."""
     file_name = source_path.rsplit("/", 1)[-1]
     digest = ParsedDigest(
-        digest_id=sha256_hex(data),
+        digest_id=digest_id or sha256_hex(data),
         source_path=source_path,
         landed_at=landed_at,
         n_bytes=len(data),
