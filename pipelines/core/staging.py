@@ -52,7 +52,7 @@ def _entries_frame(batch: list[ParsedDigest]) -> pl.DataFrame:
     )
 
 
-def _quarantine_frame(parsed: ParsedDigest, rows: list[dict]) -> pl.DataFrame:
+def _quarantine_rows(parsed: ParsedDigest, rows: list[dict]) -> list[dict]:
     base = [
         {
             "line_start": q.line_start,
@@ -65,7 +65,7 @@ def _quarantine_frame(parsed: ParsedDigest, rows: list[dict]) -> pl.DataFrame:
         }
         for q in parsed.quarantine
     ]
-    records = [
+    return [
         {
             "source_path": parsed.source_path,
             "digest_id": parsed.digest_id,
@@ -74,10 +74,6 @@ def _quarantine_frame(parsed: ParsedDigest, rows: list[dict]) -> pl.DataFrame:
         }
         for row in base + rows
     ]
-    empty = empty_frame(QuarantineSchema)
-    if not records:
-        return empty
-    return pl.DataFrame(records, schema=empty.schema)
 
 
 def stage_digests(batch: list[ParsedDigest]) -> list[StagedDigest]:
@@ -108,54 +104,61 @@ def stage_digests(batch: list[ParsedDigest]) -> list[StagedDigest]:
         valid = valid.with_columns(
             position=pl.int_range(1, pl.len() + 1, dtype=pl.Int32).over("digest_id")
         )
+    # Each kind of frame is built once for the batch and sliced per digest: a frame per
+    # digest cost 0.4 s for 1,000 digests.
     by_digest = valid.partition_by("digest_id", as_dict=True, maintain_order=True)
+    quarantined = [_quarantine_rows(p, failed_by_digest.get(p.digest_id, [])) for p in batch]
+    quarantine = pl.DataFrame(
+        [row for rows in quarantined for row in rows], schema=empty_frame(QuarantineSchema).schema
+    )
     empty = empty_frame(EntrySchema)
-    return [
-        _staged(
-            parsed,
-            by_digest.get((parsed.digest_id,), empty),
-            failed_by_digest.get(parsed.digest_id, []),
+    n_valid = [by_digest.get((p.digest_id,), empty).height for p in batch]
+    digests = pl.DataFrame(
+        [_digest_row(p, n, rows) for p, n, rows in zip(batch, n_valid, quarantined, strict=True)],
+        schema={
+            name: dtype
+            for name, dtype in empty_frame(DigestSchema).schema.items()
+            if name not in BUILD_TIME_DIGEST_COLUMNS
+        },
+    )
+    staged, start = [], 0
+    for i, parsed in enumerate(batch):
+        rows = len(quarantined[i])
+        staged.append(
+            StagedDigest(
+                digests.slice(i, 1),
+                by_digest.get((parsed.digest_id,), empty),
+                quarantine.slice(start, rows),
+            )
         )
-        for parsed in batch
-    ]
+        start += rows
+    return staged
 
 
 def stage_digest(parsed: ParsedDigest) -> StagedDigest:
     return stage_digests([parsed])[0]
 
 
-def _staged(parsed: ParsedDigest, entries: pl.DataFrame, failed_rows: list[dict]) -> StagedDigest:
-    quarantine = _quarantine_frame(parsed, failed_rows)
-    n_quarantined_lines = int(quarantine["n_lines"].sum()) if quarantine.height else 0
-    columns = {
-        name: dtype
-        for name, dtype in empty_frame(DigestSchema).schema.items()
-        if name not in BUILD_TIME_DIGEST_COLUMNS
+def _digest_row(parsed: ParsedDigest, n_valid: int, quarantined: list[dict]) -> dict:
+    """The staged digest row (DigestSchema without the build-time columns)."""
+    return {
+        "digest_id": parsed.digest_id,
+        "source_path": parsed.source_path,
+        "digest_date": parsed.digest_date,
+        "date_label": parsed.date_label,
+        "date_source": parsed.date_source,
+        "n_entries": n_valid + sum(1 for row in quarantined if row["stage"] == "record"),
+        "n_valid": n_valid,
+        "n_quarantined": len(quarantined),
+        "n_lines": parsed.n_nonblank_lines,
+        "n_header_lines": parsed.n_header_lines,
+        "n_quarantined_lines": sum(row["n_lines"] for row in quarantined),
+        "n_bytes": parsed.n_bytes,
+        "encoding": parsed.encoding,
+        "warnings": "; ".join(parsed.warnings) or None,
+        "landed_at": parsed.landed_at,
+        "parser_version": PARSER_VERSION,
     }
-    digest = pl.DataFrame(
-        [
-            {
-                "digest_id": parsed.digest_id,
-                "source_path": parsed.source_path,
-                "digest_date": parsed.digest_date,
-                "date_label": parsed.date_label,
-                "date_source": parsed.date_source,
-                "n_entries": entries.height + quarantine.filter(pl.col("stage") == "record").height,
-                "n_valid": entries.height,
-                "n_quarantined": quarantine.height,
-                "n_lines": parsed.n_nonblank_lines,
-                "n_header_lines": parsed.n_header_lines,
-                "n_quarantined_lines": n_quarantined_lines,
-                "n_bytes": parsed.n_bytes,
-                "encoding": parsed.encoding,
-                "warnings": "; ".join(parsed.warnings) or None,
-                "landed_at": parsed.landed_at,
-                "parser_version": PARSER_VERSION,
-            }
-        ],
-        schema=columns,
-    )
-    return StagedDigest(digest, entries, quarantine)
 
 
 class StagingArea:
