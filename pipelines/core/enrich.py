@@ -12,6 +12,7 @@ from typing import TypeVar
 import polars as pl
 
 from pipelines.core.diff import unchanged
+from pipelines.core.frames import by_slices
 from pipelines.core.text import STOPWORDS, clean_abstract_expr, one
 from pipelines.core.topics import topics_expr
 from schemas.tables import PaperSchema, empty_frame
@@ -290,7 +291,7 @@ def enrich_papers_alongside(
             )
         ]
         fresh = papers.filter(~same)
-    fresh = _enrich_columns(fresh)
+    fresh = by_slices(fresh, _enrich_columns)
     with ThreadPoolExecutor(max_workers=1) as pool:
         other = None
         if alongside is not None:

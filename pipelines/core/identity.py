@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import polars as pl
 from rapidfuzz import fuzz
 
+from pipelines.core.frames import by_slices
 from pipelines.core.text import SPACING, abstract_key_expr, title_key_expr
 from schemas.tables import MATCH_REASONS
 
@@ -189,8 +190,11 @@ def assign_paper_ids(
     if "_published_reason" not in entries.columns:
         entries = entries.with_columns(_published_reason=pl.lit(None, pl.String))
 
-    new = entries.filter(pl.col("paper_id").is_null()).with_columns(
-        abstract_key=abstract_key_expr("abstract"), sentences=_sentences_expr("abstract")
+    new = by_slices(
+        entries.filter(pl.col("paper_id").is_null()),
+        lambda rows: rows.with_columns(
+            abstract_key=abstract_key_expr("abstract"), sentences=_sentences_expr("abstract")
+        ),
     )
     # The distinct (title, abstract) pairs, in order, with the rows of `new` that are each:
     # a join back on the two keys encoded every key again (248 MB more at its peak for
