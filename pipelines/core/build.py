@@ -7,7 +7,12 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from pipelines.core.diff import diff_papers
-from pipelines.core.enrich import ENRICHMENT_VERSION, enrich_papers_alongside, reusable
+from pipelines.core.enrich import (
+    ENRICHMENT_VERSION,
+    enrich_papers,
+    enrich_papers_alongside,
+    reusable,
+)
 from pipelines.core.hashing import table_hash
 from pipelines.core.identity import SentenceCache, assign_paper_ids
 from pipelines.core.parsing import PARSER_VERSION
@@ -115,6 +120,12 @@ def kept_papers(matched: pl.DataFrame, previous: Previous) -> pl.DataFrame:
     )
 
 
+# Related papers are computed alongside the keyphrases up to this many papers. Side by side
+# they hold both their working sets: for the 541,222 papers of 10,000 digests, 6.42 GB at
+# the peak rather than 5.32 GB, for 115.5 s rather than 127.9 s (build_papers alone).
+ALONGSIDE_MAX_PAPERS = 200_000
+
+
 def build_papers(
     entries: pl.DataFrame, previous: Previous
 ) -> tuple[pl.DataFrame, pl.DataFrame, RelatedUpdate, SentenceCache, pl.Series]:
@@ -181,7 +192,11 @@ def build_papers(
             maybe_changed=enriched_afresh,
         )
 
-    enriched, related = enrich_papers_alongside(papers, previous.papers, reuse, related_of)
+    if papers.height + kept.height <= ALONGSIDE_MAX_PAPERS:
+        enriched, related = enrich_papers_alongside(papers, previous.papers, reuse, related_of)
+    else:
+        enriched = enrich_papers(papers, previous.papers, reuse)
+        related = related_of(enriched.select("paper_id", "title", "abstract"))
     columns = empty_frame(PaperSchema).columns
     papers = pl.concat([kept, enriched.select(columns)], how="vertical").sort("paper_id")
     return appearances, papers, related, sentences, kept["paper_id"]

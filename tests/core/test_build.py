@@ -155,3 +155,21 @@ def test_a_digest_listing_a_paper_twice_has_its_papers_made_again():
     assert build(a)["appearances"].height == 2
     # The second listing is no published appearance: it is matched again each build.
     assert _rebuilt(build(a, b), a, b) == {"Twice.": 1, "Other": 1, "Alone": 99}
+
+
+def test_related_papers_alongside_the_keyphrases_or_after_them_are_the_same(monkeypatch):
+    from pipelines.core import build as build_module
+
+    a = staged("a.txt", "Mar 14", [("Graph Nets", abstract_for("graph networks"))], T0)
+    b = staged(
+        "b.txt",
+        "Mar 15",
+        [("Graph Nets Again", abstract_for("graph networks")), ("Speech", abstract_for("asr"))],
+        T0,
+    )
+    alongside = build(a, b)
+    monkeypatch.setattr(build_module, "ALONGSIDE_MAX_PAPERS", 0)
+    after = build(a, b)
+    assert alongside["related_papers"].height > 0
+    for name in ("papers", "related_papers", "appearances"):
+        assert alongside[name].equals(after[name])
