@@ -98,27 +98,28 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def decode(data: bytes) -> tuple[str | None, str | None]:
-    """Return (text, encoding); text is None when the bytes are not text in any encoding
-    we accept. A UTF-8 BOM is dropped only when the file is UTF-8 (in cp1252 those bytes
-    are text); cp1252 and latin-1 are accepted but reported."""
+def decode(data: bytes) -> tuple[str | None, str | None, int]:
+    """Return (text, encoding, the number of control characters in the text); text is None
+    when the bytes are not text in any encoding we accept. A UTF-8 BOM is dropped only when
+    the file is UTF-8 (in cp1252 those bytes are text); cp1252 and latin-1 are accepted but
+    reported."""
     for encoding in ("utf-8-sig", "cp1252", "latin-1"):
         try:
             text = data.decode(encoding)
         except UnicodeDecodeError:
             continue
-        if not _mostly_text(text):
-            return None, None  # binary: latin-1 would "decode" it, but it is not text
+        n_control = _count_control(text)
+        if not _mostly_text(text, n_control):
+            return None, None, n_control  # binary: latin-1 would "decode" it, but it is not text
         if encoding == "utf-8-sig" and not data.startswith(b"\xef\xbb\xbf"):
             encoding = "utf-8"
-        return text, encoding
-    return None, None
+        return text, encoding, n_control
+    return None, None, 0
 
 
-def _mostly_text(text: str) -> bool:
+def _mostly_text(text: str, n_control: int) -> bool:
     # Valid UTF-8 with a stray control character here and there is text with debris
     # (handled line by line); NUL-riddled or control-heavy content is binary.
-    n_control = _count_control(text)
     return "\x00" not in text[:4096] and n_control <= max(3, len(text) // 1000)
 
 
@@ -188,7 +189,7 @@ def parse_digest(
         encoding=None,
         n_nonblank_lines=0,
     )
-    text, encoding = decode(data)
+    text, encoding, n_control = decode(data)
     if text is None:
         # latin-1 maps every byte to one character, so raw_text keeps the bytes exactly.
         raw = data.decode("latin-1")
@@ -245,7 +246,7 @@ def parse_digest(
         )
     digest.digest_date, digest.date_source = digest_date, source
     digest.n_header_lines = len(header_line_nos) + 1
-    _parse_body(digest, lines, start=date_line_no, has_control=_count_control(text) > 0)
+    _parse_body(digest, lines, start=date_line_no, has_control=n_control > 0)
     return digest
 
 
