@@ -258,13 +258,14 @@ def _no_pairs() -> pl.DataFrame:
     return pl.DataFrame(schema={"row": pl.Int64, "col": pl.Int64, "score": pl.Float64})
 
 
-def _as_table(top: pl.DataFrame, ids: np.ndarray) -> pl.DataFrame:
-    """RelatedPaperSchema rows of (row, col, score) pairs: best first, ranked per paper."""
+def _as_table(top: pl.DataFrame, ids: pl.Series) -> pl.DataFrame:
+    """RelatedPaperSchema rows of (row, col, score) pairs, `ids` being the rows' paper ids:
+    best first, ranked per paper."""
     top = top.sort(["row", "score", "col"], descending=[False, True, False])
     return pl.DataFrame(
         {
-            "paper_id": pl.Series(ids[top["row"].to_numpy()], dtype=pl.String),
-            "related_id": pl.Series(ids[top["col"].to_numpy()], dtype=pl.String),
+            "paper_id": ids.gather(top["row"]),
+            "related_id": ids.gather(top["col"]),
             "score": top["score"],
             "rank": top.select(
                 pl.int_range(1, pl.len() + 1, dtype=pl.Int32).over("row")
@@ -291,8 +292,7 @@ def _related(
     vectors = tfidf_vectors(papers, vocabulary, counted)
     if vectors.nnz == 0:  # no word left: nothing relates to anything
         return empty_frame(RelatedPaperSchema)
-    ids = papers["paper_id"].to_numpy()
-    return _as_table(_neighbours(vectors, np.arange(papers.height), k), ids)
+    return _as_table(_neighbours(vectors, np.arange(papers.height), k), papers["paper_id"])
 
 
 @dataclass(frozen=True)
@@ -349,51 +349,58 @@ def update_related(
     vectors = tfidf_vectors(papers, vocabulary, counted)
     if vectors.nnz == 0:
         return RelatedUpdate(empty_frame(RelatedPaperSchema), vocabulary, counts, new_counts)
-    ids = papers["paper_id"].to_numpy()
     row_of = _row_numbers(papers, "row")
     moved = pl.concat([changed, gone]).implode()
     # Lists that held a paper that changed or left, and the changed papers' own lists.
     stale = previous_related.filter(pl.col("related_id").is_in(moved))["paper_id"]
-    recompute = (
-        row_of.filter(pl.col("paper_id").is_in(pl.concat([changed, stale]).implode()))["row"]
-        .sort()
-        .to_numpy()
-    )
+    redone = pl.concat([changed, stale, gone]).implode()
+    recompute = row_of.filter(pl.col("paper_id").is_in(redone))["row"].sort().to_numpy()
     recomputed = _neighbours(vectors, recompute, k)
-    # Every other list keeps its neighbours and takes in the changed papers that beat them.
+    # Every other list keeps its neighbours and takes in the changed papers that beat its
+    # last one: only those offers are merged, and every list offered none stays as it is.
+    lists = previous_related.filter(~pl.col("paper_id").is_in(redone))
+    last = np.zeros(papers.height)  # a list shorter than k takes any paper sharing a word
+    full = lists.filter(pl.col("rank") == k).join(row_of, on="paper_id")
+    last[full["row"].to_numpy()] = full["score"].to_numpy()
+    skipped = np.zeros(papers.height, dtype=bool)
+    skipped[recompute] = True
     changed_rows = row_of.filter(pl.col("paper_id").is_in(changed.implode()))["row"].to_numpy()
-    kept = (
-        previous_related.join(row_of, on="paper_id")
+    offers = _offers(vectors, changed_rows, skipped, last, k)
+    offered = papers["paper_id"].gather(offers["row"].unique())
+    listed = (
+        lists.filter(pl.col("paper_id").is_in(offered.implode()))
+        .join(row_of, on="paper_id")
         .join(row_of.rename({"paper_id": "related_id", "row": "col"}), on="related_id")
-        .filter(~pl.col("row").is_in(pl.Series(recompute).implode()))
         .select("row", "col", "score")
     )
-    offers = _offers(vectors, changed_rows, recompute, k)
-    offered = offers.select("row").unique()
-    merged = pl.concat(
+    merged = _top(pl.concat([listed, offers], how="vertical"), k)
+    related = pl.concat(
         [
-            kept.join(offered, on="row", how="anti"),  # offered nothing: the same list
-            _top(pl.concat([kept.join(offered, on="row"), offers], how="vertical"), k),
+            lists.filter(~pl.col("paper_id").is_in(offered.implode())),
+            _as_table(pl.concat([recomputed, merged], how="vertical"), papers["paper_id"]),
         ],
         how="vertical",
-    )
-    related = _as_table(pl.concat([recomputed, merged], how="vertical"), ids)
+    ).sort("paper_id", "rank")
     return RelatedUpdate(related, vocabulary, counts, new_counts)
 
 
 def _offers(
-    vectors: sparse.csr_matrix, changed: np.ndarray, skipped: np.ndarray, k: int
+    vectors: sparse.csr_matrix, changed: np.ndarray, skipped: np.ndarray, last: np.ndarray, k: int
 ) -> pl.DataFrame:
-    """(row, col, score): for each row not in `skipped`, its best `k` of the `changed`
-    rows. In blocks, like _neighbours; each block keeps only its best k for each row."""
+    """(row, col, score): for each row not `skipped`, its best `k` of the `changed` rows
+    (col) that score at least `last[row]`, its last neighbour's score. In blocks, like
+    _neighbours; each block keeps only its best k for each row."""
     subset = vectors[changed]
-    parts = [
-        _top(
-            _products(subset[start:end], vectors, changed[start:end])
-            .select(row="col", col="row", score="score")
-            .filter(~pl.col("row").is_in(pl.Series(skipped).implode())),
-            k,
+    parts = []
+    for start, end in _blocks(subset):
+        product = (subset[start:end] @ vectors.T).tocoo()
+        row, col = product.col, changed[start:end][product.row]
+        # Compared before rounding, with room for it: _top rounds and ranks exactly.
+        keep = ~skipped[row] & (row != col) & (product.data >= last[row] - 1e-4)
+        pairs = {"row": row[keep], "col": col[keep], "score": product.data[keep]}
+        parts.append(
+            _top(
+                pl.DataFrame(pairs).cast({"row": pl.Int64, "col": pl.Int64, "score": pl.Float64}), k
+            )
         )
-        for start, end in _blocks(subset)
-    ]
     return pl.concat(parts, how="vertical") if parts else _no_pairs()

@@ -169,6 +169,53 @@ def test_an_unchanged_set_of_papers_keeps_its_related_papers():
     assert update.related.equals(related_papers(papers(), 2))
 
 
+@pytest.mark.parametrize("block_pairs", [5_000_000, 50])
+def test_an_update_of_many_overlapping_papers_equals_a_full_computation(monkeypatch, block_pairs):
+    """Papers drawn from a small vocabulary share words with most others, so the new and
+    revised ones are offered to nearly every list, some tying with a list's last neighbour
+    (titles repeat) and some lists shorter than k (papers with few words)."""
+    import random
+
+    from pipelines.core import related
+
+    monkeypatch.setattr(related, "_BLOCK_PAIRS", block_pairs)
+    words = [f"term{n}" for n in range(60)]
+
+    def paper(n: int, seed: str = "") -> dict:
+        if n % 25 == 0:  # shares its one word with one or two papers: a short list
+            picks = [f"rare{n // 50 % 3}"]
+        else:
+            rng = random.Random(f"{n}{seed}")
+            picks = rng.choices(words, k=rng.choice([1, 2, 6, 12]))
+        title = " ".join(picks[:2]).title() if n % 7 else "Shared Title"
+        return {"paper_id": f"p{n:015x}", "title": title, "abstract": " ".join(picks)}
+
+    before = pl.DataFrame([paper(n) for n in range(150)])
+    gone = {f"p{n:015x}" for n in (3, 40, 99)}
+    revised = {f"p{n:015x}" for n in (5, 60, 149)}
+    after = pl.concat(
+        [
+            pl.DataFrame(
+                [
+                    paper(n, "revised") if f"p{n:015x}" in revised else paper(n)
+                    for n in range(150)
+                    if f"p{n:015x}" not in gone
+                ]
+            ),
+            pl.DataFrame([paper(n) for n in (150, 151, 152, 153)]),
+            # Copies, ranked before their originals: they tie with them in every list.
+            pl.DataFrame([paper(n) for n in (8, 9, 11)]).with_columns(
+                pl.col("paper_id").str.replace("^p", "o")
+            ),
+        ]
+    )  # 150 papers -> 154: the vocabulary stays current
+    update, vocabulary = _updated(before, after, k=3)
+    assert update.vocabulary is vocabulary  # the incremental path, not a recount
+    assert update.related.equals(related_papers(after, 3, vocabulary=vocabulary))
+    lengths = update.related.group_by("paper_id").len()["len"]
+    assert lengths.min() < 3 and lengths.max() == 3
+
+
 def test_past_the_refresh_growth_the_vocabulary_is_counted_afresh():
     from pipelines.core.related import REFRESH_GROWTH
 
