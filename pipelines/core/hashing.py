@@ -3,7 +3,6 @@ an unchanged table."""
 
 from __future__ import annotations
 
-import array
 import hashlib
 
 import polars as pl
@@ -25,5 +24,7 @@ def table_hash(frame: pl.DataFrame, key: list[str]) -> str:
         # itself would copy every column (0.43 s against 1.18 s for 541,222 papers).
         keyed = frame.select(*key, _row_hash=row_hashes(frame))
         hashes = keyed.sort([*key, "_row_hash"])["_row_hash"]
-        digest.update(array.array("Q", hashes.to_list()).tobytes())
+        # The bytes of array("Q", hashes.to_list()), which built a Python int per row
+        # (0.04 s of 0.06 s for 273,941 related papers).
+        digest.update(hashes.to_numpy().tobytes())
     return digest.hexdigest()
