@@ -11,7 +11,9 @@ import json
 import uuid
 from dataclasses import dataclass
 
+import numpy as np
 import polars as pl
+import pyarrow as pa
 
 from pipelines.core.parsing import PARSER_VERSION, ParsedDigest
 from pipelines.core.storage import Storage
@@ -327,7 +329,8 @@ class StagingArea:
             pieces, new_counts = [], counts
         if new_counts.height:
             pieces.append(f"{uuid.uuid4().hex}.parquet")
-            self.storage.write_parquet(new_counts, self._related_file(f"counts/{pieces[-1]}"))
+            flat = _flat_counts(new_counts)
+            self.storage.write_parquet(flat, self._related_file(f"counts/{pieces[-1]}"))
         self.storage.write_parquet(vocabulary, self._related_file(f"{key}.vocabulary.parquet"))
         # The list of pieces last: without it, the state is not used.
         self.storage.write_bytes(
@@ -368,7 +371,8 @@ class StagingArea:
                 [self._related_file(f"{key}.vocabulary.parquet")]
             )
             counts = [
-                self.storage.read_parquet([self._related_file(f"counts/{p}")]) for p in pieces
+                _listed_counts(self.storage.read_parquet([self._related_file(f"counts/{p}")]))
+                for p in pieces
             ]
         except (OSError, pl.exceptions.PolarsError):
             return None
@@ -418,3 +422,37 @@ class StagingArea:
             return self.storage.read_parquet([self._sentences_file])
         except (OSError, pl.exceptions.PolarsError):
             return None
+
+
+# Word counts are kept flat, a row per (paper, word), the paper's id on its first row
+# only: Parquet decodes flat columns several times faster than lists (the counts of
+# 53,976 papers: 0.17-0.21 s as lists, 0.03-0.05 s flat, and 6.4 MB rather than 8.9 MB).
+
+
+def _flat_counts(counts: pl.DataFrame) -> pl.DataFrame:
+    """(paper_id, word, tf) rows of word_counts rows (paper_id, words, tf)."""
+    counts = counts.filter(pl.col("words").list.len() > 0)  # no row to carry its id
+    lengths = counts["words"].list.len().to_numpy()
+    starts = pl.Series(np.cumsum(lengths) - lengths, dtype=pl.UInt64)
+    paper_id = pl.repeat(None, int(lengths.sum()), dtype=pl.String, eager=True)
+    return pl.DataFrame(
+        {
+            "paper_id": paper_id.scatter(starts, counts["paper_id"]),
+            "word": counts["words"].explode(),
+            "tf": counts["tf"].explode(),
+        }
+    )
+
+
+def _listed_counts(flat: pl.DataFrame) -> pl.DataFrame:
+    """word_counts rows from _flat_counts rows (or from rows kept as lists before)."""
+    if isinstance(flat.schema.get("words"), pl.List):
+        return flat
+    first = flat["paper_id"].is_not_null()
+    offsets = pa.array(np.append(first.arg_true().to_numpy(), flat.height).astype(np.int64))
+
+    def lists(values: str) -> pl.Series:
+        listed = pa.LargeListArray.from_arrays(offsets, flat[values].to_arrow())
+        return pl.Series(values, listed)
+
+    return pl.DataFrame([flat["paper_id"].filter(first), lists("word").alias("words"), lists("tf")])
