@@ -277,11 +277,11 @@ def build_from_staging(staging, previous: Previous) -> dict[str, pl.DataFrame]:
     staging.save_related_state(
         table_hash(tables["related_papers"], TABLE_KEYS["related_papers"]),
         kept.related.vocabulary.to_frame(),
-        kept.related.counts,
+        kept.related.counts,  # called only when every count is written again
         previous.word_count_pieces if previous.word_counts is not None else (),
         kept.related.new_counts,
     )
-    return tables  # not `kept`: its word counts (a row per paper) are not held while publishing
+    return tables  # not `kept`: its word counts are not held while publishing
 
 
 def built_from(tables: dict[str, pl.DataFrame]) -> set[str]:

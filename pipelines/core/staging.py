@@ -9,11 +9,10 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
-import numpy as np
 import polars as pl
-import pyarrow as pa
 
 from pipelines.core.parsing import PARSER_VERSION, ParsedDigest
 from pipelines.core.storage import Storage
@@ -312,25 +311,25 @@ class StagingArea:
         self,
         key: str,
         vocabulary: pl.DataFrame,
-        counts: pl.DataFrame,
+        counts: pl.DataFrame | Callable[[], pl.DataFrame],
         kept_pieces: tuple[str, ...] = (),
         new_counts: pl.DataFrame | None = None,
     ) -> None:
         """Keep what related_papers with content hash `key` was computed from: its
-        vocabulary and the papers' word counts `counts`. The counts are kept in pieces: the
-        pieces they were read from (`kept_pieces`) and one more for `new_counts`, those
-        counted by this build (default: all), so a build does not write again the counts of
-        every paper; past MAX_COUNT_PIECES, all of them go into one. A build that finds no
-        state recomputes related papers in full."""
+        vocabulary and the papers' word counts `counts` (related.word_counts rows, or a
+        function that makes them, called only when they are written). The counts are kept
+        in pieces: the pieces they were read from (`kept_pieces`) and one more for
+        `new_counts`, those counted by this build (default: all), so a build does not write
+        again the counts of every paper; past MAX_COUNT_PIECES, all of them go into one. A
+        build that finds no state recomputes related papers in full."""
         if vocabulary.height == 0 or self.storage.exists(self._related_file(f"{key}.pieces.json")):
             return
         pieces = list(kept_pieces)
         if new_counts is None or len(pieces) >= self.MAX_COUNT_PIECES:
-            pieces, new_counts = [], counts
+            pieces, new_counts = [], counts() if callable(counts) else counts
         if new_counts.height:
             pieces.append(f"{uuid.uuid4().hex}.parquet")
-            flat = _flat_counts(new_counts)
-            self.storage.write_parquet(flat, self._related_file(f"counts/{pieces[-1]}"))
+            self.storage.write_parquet(new_counts, self._related_file(f"counts/{pieces[-1]}"))
         self.storage.write_parquet(vocabulary, self._related_file(f"{key}.vocabulary.parquet"))
         # The list of pieces last: without it, the state is not used.
         self.storage.write_bytes(
@@ -371,18 +370,19 @@ class StagingArea:
                 [self._related_file(f"{key}.vocabulary.parquet")]
             )
             counts = [
-                _listed_counts(self.storage.read_parquet([self._related_file(f"counts/{p}")]))
+                _flat(self.storage.read_parquet([self._related_file(f"counts/{p}")]))
                 for p in pieces
             ]
         except (OSError, pl.exceptions.PolarsError):
             return None
-        # Rows of papers counted again in a later piece are dropped; the lists are copied
-        # only when there are any (a paper's text seldom changes).
+        # The rows of papers counted again in a later piece are dropped; a piece is copied
+        # only when it has any (a paper's text seldom changes).
         for i in range(len(counts) - 1):
-            later = pl.concat([c.select("paper_id") for c in counts[i + 1 :]])["paper_id"]
-            stale = counts[i]["paper_id"].is_in(later.implode())
+            later = pl.concat([c["paper_id"].drop_nulls() for c in counts[i + 1 :]])
+            first = counts[i]["paper_id"].is_not_null()
+            stale = counts[i]["paper_id"].filter(first).is_in(later.implode())
             if stale.any():
-                counts[i] = counts[i].filter(~stale)
+                counts[i] = counts[i].filter(~stale.gather(first.cum_sum() - 1))
         return vocabulary, pl.concat(counts)
 
     def _changes_file(self, release: int, papers_hash: str) -> str:
@@ -424,17 +424,15 @@ class StagingArea:
             return None
 
 
-# Word counts are kept flat, a row per (paper, word), the paper's id on its first row
-# only: Parquet decodes flat columns several times faster than lists (the counts of
-# 53,976 papers: 0.17-0.21 s as lists, 0.03-0.05 s flat, and 6.4 MB rather than 8.9 MB).
-
-
-def _flat_counts(counts: pl.DataFrame) -> pl.DataFrame:
-    """(paper_id, word, tf) rows of word_counts rows (paper_id, words, tf)."""
+def _flat(counts: pl.DataFrame) -> pl.DataFrame:
+    """related.word_counts rows of a kept piece; a piece kept as a list of words per paper
+    (paper_id, words, tf), by an earlier version, is flattened."""
+    if not isinstance(counts.schema.get("words"), pl.List):
+        return counts
     counts = counts.filter(pl.col("words").list.len() > 0)  # no row to carry its id
-    lengths = counts["words"].list.len().to_numpy()
-    starts = pl.Series(np.cumsum(lengths) - lengths, dtype=pl.UInt64)
-    paper_id = pl.repeat(None, int(lengths.sum()), dtype=pl.String, eager=True)
+    lengths = counts["words"].list.len()
+    starts = (lengths.cum_sum() - lengths).cast(pl.UInt64)
+    paper_id = pl.repeat(None, lengths.sum(), dtype=pl.String, eager=True)
     return pl.DataFrame(
         {
             "paper_id": paper_id.scatter(starts, counts["paper_id"]),
@@ -442,17 +440,3 @@ def _flat_counts(counts: pl.DataFrame) -> pl.DataFrame:
             "tf": counts["tf"].explode(),
         }
     )
-
-
-def _listed_counts(flat: pl.DataFrame) -> pl.DataFrame:
-    """word_counts rows from _flat_counts rows (or from rows kept as lists before)."""
-    if isinstance(flat.schema.get("words"), pl.List):
-        return flat
-    first = flat["paper_id"].is_not_null()
-    offsets = pa.array(np.append(first.arg_true().to_numpy(), flat.height).astype(np.int64))
-
-    def lists(values: str) -> pl.Series:
-        listed = pa.LargeListArray.from_arrays(offsets, flat[values].to_arrow())
-        return pl.Series(values, listed)
-
-    return pl.DataFrame([flat["paper_id"].filter(first), lists("word").alias("words"), lists("tf")])

@@ -98,7 +98,8 @@ def test_the_result_does_not_depend_on_the_block_size(monkeypatch):
 
 
 def _long(counts: pl.DataFrame) -> pl.DataFrame:
-    return counts.explode("words", "tf").sort(pl.all())
+    """word_counts rows, each with its paper's id, in one order."""
+    return counts.with_columns(pl.col("paper_id").forward_fill()).sort(pl.all())
 
 
 def _updated(before: pl.DataFrame, after: pl.DataFrame, k: int = 2, maybe_changed=None):
@@ -153,7 +154,8 @@ def test_an_update_equals_a_full_computation_with_the_same_vocabulary(
     assert update.vocabulary is vocabulary
     assert updated.equals(related_papers(after, 2, vocabulary=vocabulary))
     # Word counts kept for the papers whose text is unchanged, counted for the others.
-    assert _long(update.counts).equals(_long(word_counts(after)))
+    assert _long(update.counts()).equals(_long(word_counts(after)))
+    assert set(update.new_counts["paper_id"].drop_nulls()) == {"p00000000000000b", "p" * 16}
     assert "p000000000000007" not in updated["related_id"].to_list()
     # The new paper entered the list of a paper that listed none of the moved ones...
     assert "p" * 16 in updated.filter(pl.col("paper_id") == "p000000000000000")["related_id"]

@@ -150,33 +150,21 @@ def test_word_counts_are_kept_in_pieces_and_merged_into_one_past_a_limit(staging
     assert len(staging.storage.files("staging/related")) == 3  # vocabulary, pieces, a piece
 
 
-def test_word_counts_are_kept_flat_and_read_back_as_each_papers_lists():
-    from pipelines.core.staging import _flat_counts, _listed_counts
+def test_word_counts_kept_as_lists_by_an_earlier_version_are_read_flat(staging):
+    from pipelines.core.related import vocabulary_of, word_counts
+    from tests.core.test_related import _long, papers
 
-    counts = pl.concat(  # two chunks, as a build's kept and new counts are
-        [
-            pl.DataFrame(
-                {"paper_id": ["a", "b"], "words": [[7, 8, 9], [1]], "tf": [[1, 2, 1], [3]]},
-                schema={
-                    "paper_id": pl.String,
-                    "words": pl.List(pl.UInt64),
-                    "tf": pl.List(pl.UInt32),
-                },
-            ),
-            pl.DataFrame(
-                {"paper_id": ["c", "d"], "words": [[], [5, 6]], "tf": [[], [4, 1]]},
-                schema={
-                    "paper_id": pl.String,
-                    "words": pl.List(pl.UInt64),
-                    "tf": pl.List(pl.UInt32),
-                },
-            ),
-        ],
-        rechunk=False,
+    counts = word_counts(papers())
+    lists = (  # a list of words per paper, as kept before
+        counts.with_columns(pl.col("paper_id").forward_fill())
+        .group_by("paper_id", maintain_order=True)
+        .agg(words="word", tf="tf")
     )
-    flat = _flat_counts(counts)
-    assert flat.height == 6  # a row per (paper, word); "c" has none, so no row
-    assert flat["paper_id"].to_list() == ["a", None, None, "b", "d", None]
-    assert _listed_counts(flat).equals(counts.filter(pl.col("paper_id") != "c"))
-    assert _listed_counts(counts).equals(counts)  # a piece kept as lists, before
-    assert _listed_counts(_flat_counts(counts.clear())).equals(counts.clear())
+    no_words = pl.DataFrame(
+        {"paper_id": ["p" * 16], "words": [[]], "tf": [[]]}, schema=lists.schema
+    )
+    vocabulary = vocabulary_of(papers()).to_frame()
+    staging.save_related_state("older", vocabulary, pl.concat([lists, no_words]))
+    _, read = staging.related_state("older")
+    assert read.columns == counts.columns and read.height == counts.height
+    assert _long(read).equals(_long(counts))
