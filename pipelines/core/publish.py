@@ -206,7 +206,7 @@ def _attempt(
             version = _write_papers(paths, frame, None if force else previous, changes)
             fault_point(f"table_written:{name}")
         else:
-            version = _write(paths, name, frame, mode="overwrite")
+            version = _overwrite(paths, name, frame)
             fault_point(f"table_written:{name}")
         row[f"{name}_version"] = version
         row[f"{name}_rows"] = frame.height
@@ -295,23 +295,45 @@ def _write(
     frame: pl.DataFrame,
     mode: str,
     predicate: str | None = None,
-    **options,
-) -> int:
-    """Commit `frame` to a Delta table; returns the new version. With a predicate, only
-    the rows it matches are replaced."""
-    if predicate:
-        options["predicate"] = predicate
-    elif mode == "overwrite":
-        options.update(_DELTA_WRITE_OPTIONS)
-    else:  # appended rows may carry columns that older rows lack
-        options["schema_mode"] = "merge"
+) -> None:
+    """Append `frame` to a Delta table, or with a predicate replace the rows it matches."""
+    # Appended rows may carry columns that older rows lack.
+    options: dict = {"predicate": predicate} if predicate else {"schema_mode": "merge"}
     frame.write_delta(
         paths.table(name),
         mode=mode,
         storage_options=paths.storage_options,
         delta_write_options=options,
     )
-    return paths.delta(name).version()
+
+
+def _overwrite(paths: WarehousePaths, name: str, frame: pl.DataFrame, **options) -> int:
+    """Replace a Delta table's rows with `frame`, or create it; returns the version made.
+
+    On top of the version read, with no retry: if another run wrote (or created) the
+    table meanwhile, CommitFailedError, and publishing starts over. Retried, an overwrite
+    that lost the race to create the table was committed on top of the winner's version,
+    keeping that run's rows beside its own."""
+    options["commit_properties"] = CommitProperties(max_commit_retries=0)
+    if paths.is_table(name):
+        table = paths.delta(name)
+        read = table.version()  # before: writing through it loads the versions after
+        frame.write_delta(
+            table, mode="overwrite", delta_write_options={**options, **_DELTA_WRITE_OPTIONS}
+        )
+        return read + 1
+    try:
+        frame.write_delta(
+            paths.table(name),
+            mode="error",  # created by this run, or not at all
+            storage_options=paths.storage_options,
+            delta_write_options=options,
+        )
+    except DeltaError as error:
+        if isinstance(error, CommitFailedError) or not paths.is_table(name):
+            raise
+        raise CommitFailedError(f"{name} was created by another run meanwhile") from error
+    return 0
 
 
 # Papers are written in first_seen order, in files of about this size: a release that
@@ -328,8 +350,9 @@ def _write_papers(
     papers = papers.sort("first_seen", "paper_id")
     since = _changed_since(paths, papers, previous, changes)
     if since is None:
-        return _write(paths, "papers", papers, "overwrite", target_file_size=_PAPER_FILE_BYTES)
+        return _overwrite(paths, "papers", papers, target_file_size=_PAPER_FILE_BYTES)
     table, cut = since
+    read = table.version()
     # On top of the version read, with no retries: if another run wrote the table
     # meanwhile, the commit fails and publishing starts over.
     papers.filter(pl.col("first_seen") >= cut).write_delta(
@@ -341,7 +364,7 @@ def _write_papers(
             "commit_properties": CommitProperties(max_commit_retries=0),
         },
     )
-    return paths.delta("papers").version()
+    return read + 1
 
 
 def _changed_since(

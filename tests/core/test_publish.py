@@ -11,7 +11,7 @@ from pipelines.core.diff import diff_papers
 from pipelines.core.parsing import parse_digest
 from pipelines.core.publish import (
     _attempt,
-    _write,
+    _overwrite,
     changes_of,
     complete_changelog,
     previous_build,
@@ -161,7 +161,7 @@ def test_papers_are_rewritten_from_the_earliest_first_seen_a_release_changes(tmp
     assert files(first) < files(second)  # release 1's file is kept as it was
     # A run that wrote the table and died before its release row: the next release does
     # not build on that version, it writes the whole table.
-    _write(paths, "papers", tables_for(9)["papers"], "overwrite")
+    _overwrite(paths, "papers", tables_for(9)["papers"])
     _, predicate = publish(staged_for(5))
     assert predicate is None
     # An older day replaced by a later file: rewritten from that day on, Paper 2 gone.
@@ -170,3 +170,60 @@ def test_papers_are_rewritten_from_the_earliest_first_seen_a_release_changes(tmp
     assert predicate is not None
     titles = set(read_release_table(paths, row, "papers")["title"])
     assert titles == {"Paper 1", "Paper 2 revised", "Paper 3", "Paper 4", "Paper 5"}
+
+
+def _race_to_create(paths: WarehousePaths) -> tuple[dict[str, int], list[str]]:
+    """Two runs overwrite (create) the digests table at once: the versions they wrote,
+    and the runs whose commit failed."""
+    import threading
+
+    from deltalake.exceptions import CommitFailedError
+
+    both_ready = threading.Barrier(2)
+    versions, failed = {}, []
+
+    def write(run: str) -> None:
+        frame = pl.DataFrame({"digest_id": [f"d{n}" for n in range(10)], "run": run})
+        both_ready.wait()
+        try:
+            versions[run] = _overwrite(paths, "digests", frame)
+        except CommitFailedError:
+            failed.append(run)
+
+    runs = [threading.Thread(target=write, args=(run,)) for run in "ab"]
+    for thread in runs:
+        thread.start()
+    for thread in runs:
+        thread.join()
+    return versions, failed
+
+
+def test_two_runs_creating_a_table_at_once_never_publish_both_runs_rows(tmp_path):
+    """A retried overwrite that lost the race to create a table was committed on top of
+    the winner's, keeping both runs' rows (19 rounds of 20 here); each run's write must
+    instead fail (publishing then starts over) or hold its own rows only."""
+    for attempt in range(10):
+        paths = WarehousePaths(tmp_path / f"warehouse-{attempt}")
+        versions, failed = _race_to_create(paths)
+        assert len(versions) + len(failed) == 2 and versions
+        for run, version in versions.items():
+            written = read_table(paths, "digests", version)
+            assert written["run"].to_list() == [run] * 10, attempt
+
+
+def test_a_write_returns_the_version_it_made_when_another_run_commits_right_after(
+    tmp_path, monkeypatch
+):
+    paths = WarehousePaths(tmp_path / "warehouse")
+    ours = pl.DataFrame({"digest_id": ["d1"], "run": ["ours"]})
+    assert _overwrite(paths, "digests", ours) == 0
+    real_write = pl.DataFrame.write_delta
+
+    def then_another_run(frame, target, **kwargs):
+        real_write(frame, target, **kwargs)
+        real_write(ours.with_columns(run=pl.lit("theirs")), paths.table("digests"), mode="append")
+
+    monkeypatch.setattr(pl.DataFrame, "write_delta", then_another_run)
+    assert _overwrite(paths, "digests", ours) == 1
+    assert read_table(paths, "digests", 1)["run"].to_list() == ["ours"]
+    assert sorted(read_table(paths, "digests")["run"]) == ["ours", "theirs"]  # version 2
