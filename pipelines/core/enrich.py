@@ -222,7 +222,8 @@ def _keyphrases(texts: pl.DataFrame, top: int) -> pl.DataFrame:
 
 
 # Bump when a rule above changes: published rows of an older version are recomputed.
-ENRICHMENT_VERSION = 2
+# 3: a trailing-comment rule no longer cuts an abstract at an escaped percent (text.py).
+ENRICHMENT_VERSION = 3
 ENRICHED_COLUMNS = [
     "abstract",
     "links",

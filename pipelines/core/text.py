@@ -80,22 +80,32 @@ def title_words_expr(column: str | pl.Expr) -> pl.Expr:
     return _folded(column).str.replace_all(r"[^\p{L}\p{N}]+", " ").str.strip_chars()
 
 
-# LaTeX and scraping debris seen in digest abstracts, in the order they are removed.
+_COMMENT = (r"(?:^|\s)%(?:\s[^%]*)?$", "")  # a trailing LaTeX comment: ' % TODO ...'
+# LaTeX and scraping debris seen in digest abstracts, in the order they are removed. The
+# comment goes first: removed after the unescaping, it took "% over the baselines. ..."
+# of "by 5 \% over the baselines. ..." for a comment, and the rest of the abstract with it.
 _DEBRIS = [
+    _COMMENT,
     (r"\\([%&#_$])", "$1"),  # escaped specials: \% -> %
     (r"\{(?:url|here\.?|link)\}", ""),  # link placeholders left by the scraper
     (r"\\(?:emph|textbf|textit|texttt|mathrm|text)\{([^{}]*)\}", "$1"),
     (r"(\w)~(\w)", "$1 $2"),  # non-breaking space: Diversity~(DAM-VP), work~nichani2023
-    (r"(?:^|\s)%(?:\s[^%]*)?$", ""),  # a trailing LaTeX comment: ' % TODO ...'
     (r"\s+([.,;:!?])(\s|$)", "$1$2"),  # space before punctuation left by removals
     (r"\s{2,}", " "),
 ]
+# The matching key removes the comment after the unescaping, as it did when the ids of
+# published papers were minted from it: a rebuild from scratch mints the same ids.
+_KEY_DEBRIS = [*_DEBRIS[1:5], _COMMENT, *_DEBRIS[5:]]
 
 
 def clean_abstract_expr(column: str | pl.Expr) -> pl.Expr:
     """The abstract without LaTeX escapes, placeholders, comments and doubled spaces."""
+    return _without(column, _DEBRIS)
+
+
+def _without(column: str | pl.Expr, debris: list[tuple[str, str]]) -> pl.Expr:
     expr = _col(column)
-    for pattern, replacement in _DEBRIS:
+    for pattern, replacement in debris:
         expr = expr.str.replace_all(pattern, replacement)
     return expr.str.strip_chars()
 
@@ -108,7 +118,7 @@ def _nfkc(text: pl.Series) -> pl.Series:
 def abstract_key_expr(column: str | pl.Expr) -> pl.Expr:
     """The matching key of an abstract: cleaned, NFKC, lower case, single spaces."""
     return (
-        clean_abstract_expr(column)
+        _without(column, _KEY_DEBRIS)
         .map_batches(_nfkc, return_dtype=pl.String)
         .str.to_lowercase()
         .str.replace_all(SPACING, " ")
