@@ -244,8 +244,9 @@ def test_a_new_digest_updates_related_papers_with_the_vocabulary_of_the_last_rel
     # release 2 added a piece with the counts of its new papers.
     pieces = paths.staging.count_pieces(second["related_papers_hash"])
     assert len(first_pieces) == 1 and pieces[0] == first_pieces[0] and len(pieces) == 2
-    first_counts = pl.read_parquet(warehouse / "staging" / "related" / "counts" / pieces[0])
-    assert first_counts["paper_id"].drop_nulls().len() == first["papers_rows"]
+    counts_folder = warehouse / "staging" / "related" / "counts"
+    first_counts = pl.read_parquet(counts_folder / f"{pieces[0]}.papers.parquet")
+    assert first_counts.height == first["papers_rows"]
     assert first["papers_rows"] < second["papers_rows"] <= 1.1 * first["papers_rows"]
     assert paths.staging.related_state(first["related_papers_hash"]) is None  # latest only
     vocabulary, counts = paths.staging.related_state(second["related_papers_hash"])

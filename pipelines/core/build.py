@@ -16,7 +16,7 @@ from pipelines.core.enrich import (
 from pipelines.core.hashing import table_hash
 from pipelines.core.identity import SentenceCache, assign_paper_ids
 from pipelines.core.parsing import PARSER_VERSION
-from pipelines.core.related import RelatedUpdate, Vocabulary, update_related
+from pipelines.core.related import RelatedUpdate, Vocabulary, WordCounts, update_related
 from pipelines.core.validation import validate
 from schemas.tables import (
     TABLE_KEYS,
@@ -75,7 +75,7 @@ class Previous:
     papers: pl.DataFrame
     related: pl.DataFrame = field(default_factory=lambda: empty_frame(RelatedPaperSchema))
     vocabulary: Vocabulary | None = None
-    word_counts: pl.DataFrame | None = None
+    word_counts: WordCounts | None = None
     word_count_pieces: tuple[str, ...] = ()  # the kept pieces word_counts were read from
     sentences: pl.DataFrame | None = None  # SentenceCache.frame, when one was kept
     release: int | None = None  # the release its appearances and papers were read from

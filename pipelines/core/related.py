@@ -78,7 +78,8 @@ class Vocabulary:
 
 
 def _word_counts(papers: pl.DataFrame) -> pl.DataFrame:
-    """(doc, word, tf): doc is the row number in `papers`, word a word's hash."""
+    """(doc, word, tf) in doc order: doc is the row number in `papers`, word a word's
+    hash."""
     text = pl.format("{} {} {}", "title", "title", "abstract").str.to_lowercase()
     if papers.height == 0:
         return pl.DataFrame(schema={"doc": pl.Int64, "word": pl.UInt64, "tf": pl.UInt32})
@@ -97,6 +98,7 @@ def _word_counts(papers: pl.DataFrame) -> pl.DataFrame:
             .filter(pl.col("word").is_not_null() & ~pl.col("word").is_in(_STOPWORDS))
             .group_by("doc", word=_word_hash(pl.col("word")))
             .agg(tf=pl.len())
+            .sort("doc")  # slice by slice: the whole is in paper order, unsorted again
             .collect(engine="streaming")
             for start in range(0, papers.height, _PAPERS_PER_SLICE)
         ],
@@ -104,12 +106,55 @@ def _word_counts(papers: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def word_counts(papers: pl.DataFrame) -> pl.DataFrame:
+@dataclass(frozen=True)
+class WordCounts:
     """Each paper's words (not stopwords; their hashes) and how often each occurs, the
     title counted twice, as kept between builds (they depend on the paper's text alone):
-    a row per (paper, word), the paper's rows together in the papers' order, its id on
-    its first row only (see _stored)."""
-    return _stored(papers["paper_id"], _word_counts(papers))
+    `words` (word, tf) a row per word of each paper, a paper's rows together; `papers`
+    (paper_id, n) a row per paper, in the same order, n its number of rows in `words`.
+
+    Flat, not a list per paper: Parquet decodes lists several times slower (the counts of
+    53,976 papers: 0.17-0.24 s as lists, 0.05 s flat), and every use exploded them again.
+    The ids apart: a column of `words` would hold a (mostly empty) id per row, 16 bytes
+    each, 670 MB for the 42 million rows of 541,222 papers."""
+
+    papers: pl.DataFrame
+    words: pl.DataFrame
+
+    @classmethod
+    def of(cls, ids: pl.Series, counted: pl.DataFrame) -> WordCounts:
+        """From (doc, word, tf) rows, doc being the paper's row in `ids`."""
+        if not counted["doc"].is_sorted():
+            counted = counted.sort("doc", maintain_order=True)
+        runs = counted["doc"].rle()
+        return cls(
+            pl.DataFrame(
+                {
+                    "paper_id": ids.gather(runs.struct.field("value")),
+                    "n": runs.struct.field("len").cast(pl.UInt32),
+                }
+            ),
+            counted.select("word", pl.col("tf").cast(pl.UInt32)),
+        )
+
+    @classmethod
+    def concat(cls, parts: list[WordCounts]) -> WordCounts:
+        return cls(
+            pl.concat([part.papers for part in parts], how="vertical"),
+            pl.concat([part.words for part in parts], how="vertical"),
+        )
+
+    def rows_of(self, keep: pl.Series) -> pl.Series:
+        """Which rows of `words` belong to the papers `keep` marks (one per paper)."""
+        return pl.Series(np.repeat(keep.to_numpy(), self.papers["n"].to_numpy()))
+
+    def without(self, drop: pl.Series) -> WordCounts:
+        """These counts but those of the papers `drop` marks (one per paper)."""
+        return WordCounts(self.papers.filter(~drop), self.words.filter(~self.rows_of(drop)))
+
+
+def word_counts(papers: pl.DataFrame) -> WordCounts:
+    return WordCounts.of(papers["paper_id"], _word_counts(papers))
 
 
 def _row_numbers(papers: pl.DataFrame, name: str = "doc") -> pl.DataFrame:
@@ -117,39 +162,13 @@ def _row_numbers(papers: pl.DataFrame, name: str = "doc") -> pl.DataFrame:
     return papers.select("paper_id", pl.int_range(pl.len(), dtype=pl.Int64).alias(name))
 
 
-# Counts are kept flat, not as a list per paper: Parquet decodes lists several times
-# slower (the counts of 53,976 papers: 0.17-0.24 s as lists, 0.05 s flat), and the lists
-# were exploded again for every use. A paper's id on its first row only: repeated on
-# every row, the ids would be most of the memory the counts take.
-
-
-def _stored(ids: pl.Series, counted: pl.DataFrame) -> pl.DataFrame:
-    """word_counts rows (paper_id, word, tf) from (doc, word, tf) rows, doc being the
-    paper's row in `ids`."""
-    counted = counted.sort("doc", maintain_order=True)
-    first = counted["doc"].is_first_distinct()
-    paper_id = pl.repeat(None, counted.height, dtype=pl.String, eager=True)
-    return pl.DataFrame(
-        {
-            "paper_id": paper_id.scatter(
-                first.arg_true(), ids.gather(counted["doc"].filter(first))
-            ),
-            "word": counted["word"],
-            "tf": counted["tf"].cast(pl.UInt32),
-        }
-    )
-
-
-def _by_doc(rows: pl.DataFrame, counts: pl.DataFrame) -> tuple[pl.DataFrame, pl.Series]:
-    """(doc, word, tf) of the papers of `rows` (paper_id, doc) that word_counts rows
-    `counts` hold, and their docs."""
-    first = counts["paper_id"].is_not_null()
-    doc = counts.select(pl.col("paper_id").filter(first)).join(
-        rows, on="paper_id", how="left", maintain_order="left"
-    )["doc"]
-    paper = first.cum_sum() - 1  # the paper of each row, numbered as counts holds them
-    counted = pl.DataFrame({"doc": doc.gather(paper), "word": counts["word"], "tf": counts["tf"]})
-    return counted.drop_nulls("doc"), doc.drop_nulls()
+def _by_doc(rows: pl.DataFrame, counts: WordCounts) -> tuple[pl.DataFrame, pl.Series]:
+    """(doc, word, tf) of the papers of `rows` (paper_id, doc) that `counts` hold, and
+    their docs."""
+    doc = counts.papers.join(rows, on="paper_id", how="left", maintain_order="left")["doc"]
+    per_row = np.repeat(doc.fill_null(-1).to_numpy(), counts.papers["n"].to_numpy())
+    counted = counts.words.select(pl.Series("doc", per_row), "word", "tf")
+    return counted.filter(pl.col("doc") >= 0), doc.drop_nulls()
 
 
 def vocabulary_of(papers: pl.DataFrame, counted: pl.DataFrame | None = None) -> Vocabulary:
@@ -310,13 +329,13 @@ def _related(
 class RelatedUpdate:
     related: pl.DataFrame  # RelatedPaperSchema
     vocabulary: Vocabulary  # the word weights it was computed with
-    new_counts: pl.DataFrame  # word_counts of the papers this build counted
+    new_counts: WordCounts  # of the papers this build counted
     paper_ids: pl.Series  # the papers, in the order `counted` numbers them
     counted: pl.DataFrame  # (doc, word, tf) of every paper, kept or counted
 
-    def counts(self) -> pl.DataFrame:
-        """word_counts of every paper."""
-        return _stored(self.paper_ids, self.counted)
+    def counts(self) -> WordCounts:
+        """The word counts of every paper."""
+        return WordCounts.of(self.paper_ids, self.counted)
 
 
 def update_related(
@@ -324,7 +343,7 @@ def update_related(
     previous_papers: pl.DataFrame,
     previous_related: pl.DataFrame,
     vocabulary: Vocabulary | None,
-    previous_counts: pl.DataFrame | None = None,
+    previous_counts: WordCounts | None = None,
     k: int = NEIGHBOURS,
     maybe_changed: pl.Series | None = None,
 ) -> RelatedUpdate:
@@ -357,7 +376,7 @@ def update_related(
         counted = pl.concat([kept, fresh.cast(kept.schema)], how="vertical")
 
     def result(related: pl.DataFrame) -> RelatedUpdate:
-        return RelatedUpdate(related, vocabulary, _stored(ids, fresh), ids, counted)
+        return RelatedUpdate(related, vocabulary, WordCounts.of(ids, fresh), ids, counted)
 
     if vocabulary is None or not vocabulary.is_current_for(papers.height) or papers.height < 2:
         vocabulary = vocabulary_of(papers, counted)

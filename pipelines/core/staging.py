@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from pipelines.core.parsing import PARSER_VERSION, ParsedDigest
+from pipelines.core.related import WordCounts
 from pipelines.core.storage import Storage
 from pipelines.core.validation import validate
 from schemas.tables import DigestSchema, EntrySchema, QuarantineSchema, empty_frame
@@ -311,25 +312,27 @@ class StagingArea:
         self,
         key: str,
         vocabulary: pl.DataFrame,
-        counts: pl.DataFrame | Callable[[], pl.DataFrame],
+        counts: WordCounts | Callable[[], WordCounts],
         kept_pieces: tuple[str, ...] = (),
-        new_counts: pl.DataFrame | None = None,
+        new_counts: WordCounts | None = None,
     ) -> None:
         """Keep what related_papers with content hash `key` was computed from: its
-        vocabulary and the papers' word counts `counts` (related.word_counts rows, or a
-        function that makes them, called only when they are written). The counts are kept
-        in pieces: the pieces they were read from (`kept_pieces`) and one more for
-        `new_counts`, those counted by this build (default: all), so a build does not write
-        again the counts of every paper; past MAX_COUNT_PIECES, all of them go into one. A
-        build that finds no state recomputes related papers in full."""
+        vocabulary and the papers' word counts `counts` (or a function that makes them,
+        called only when they are written). The counts are kept in pieces: the pieces they
+        were read from (`kept_pieces`) and one more for `new_counts`, those counted by this
+        build (default: all), so a build does not write again the counts of every paper;
+        past MAX_COUNT_PIECES, all of them go into one. A build that finds no state
+        recomputes related papers in full."""
         if vocabulary.height == 0 or self.storage.exists(self._related_file(f"{key}.pieces.json")):
             return
         pieces = list(kept_pieces)
         if new_counts is None or len(pieces) >= self.MAX_COUNT_PIECES:
             pieces, new_counts = [], counts() if callable(counts) else counts
-        if new_counts.height:
-            pieces.append(f"{uuid.uuid4().hex}.parquet")
-            self.storage.write_parquet(new_counts, self._related_file(f"counts/{pieces[-1]}"))
+        if new_counts.papers.height:
+            pieces.append(uuid.uuid4().hex)
+            papers_file, words_file = _piece_files(pieces[-1])
+            self.storage.write_parquet(new_counts.words, self._related_file(words_file))
+            self.storage.write_parquet(new_counts.papers, self._related_file(papers_file))
         self.storage.write_parquet(vocabulary, self._related_file(f"{key}.vocabulary.parquet"))
         # The list of pieces last: without it, the state is not used.
         self.storage.write_bytes(
@@ -342,7 +345,8 @@ class StagingArea:
         state, which would delete the state of a concurrent build about to publish (and
         its next build would recompute related papers in full, with other weights)."""
         pieces = self.count_pieces(key)
-        keep = {f"{key}.vocabulary.parquet", f"{key}.pieces.json", *(f"counts/{p}" for p in pieces)}
+        keep = {f"{key}.vocabulary.parquet", f"{key}.pieces.json"}
+        keep |= {file for piece in pieces for file in _piece_files(piece)}
         for name in self.storage.files(f"{self.prefix}/related"):
             if name not in keep:
                 self.storage.delete(self._related_file(name))
@@ -358,7 +362,7 @@ class StagingArea:
 
     def related_state(
         self, key: str, pieces: tuple[str, ...] | None = None
-    ) -> tuple[pl.DataFrame, pl.DataFrame] | None:
+    ) -> tuple[pl.DataFrame, WordCounts] | None:
         """(vocabulary, word counts) saved under `key`, or None. A paper counted in two
         pieces (its text changed) has the counts of the later one. `pieces`:
         count_pieces(key), when the caller has read them already."""
@@ -369,21 +373,25 @@ class StagingArea:
             vocabulary = self.storage.read_parquet(
                 [self._related_file(f"{key}.vocabulary.parquet")]
             )
-            counts = [
-                _flat(self.storage.read_parquet([self._related_file(f"counts/{p}")]))
-                for p in pieces
-            ]
+            counts = [self._read_piece(piece) for piece in pieces]
         except (OSError, pl.exceptions.PolarsError):
             return None
-        # The rows of papers counted again in a later piece are dropped; a piece is copied
-        # only when it has any (a paper's text seldom changes).
+        # The counts of papers counted again in a later piece are dropped; a piece is
+        # copied only when it has any (a paper's text seldom changes).
         for i in range(len(counts) - 1):
-            later = pl.concat([c["paper_id"].drop_nulls() for c in counts[i + 1 :]])
-            first = counts[i]["paper_id"].is_not_null()
-            stale = counts[i]["paper_id"].filter(first).is_in(later.implode())
+            later = pl.concat([c.papers["paper_id"] for c in counts[i + 1 :]])
+            stale = counts[i].papers["paper_id"].is_in(later.implode())
             if stale.any():
-                counts[i] = counts[i].filter(~stale.gather(first.cum_sum() - 1))
-        return vocabulary, pl.concat(counts)
+                counts[i] = counts[i].without(stale)
+        return vocabulary, WordCounts.concat(counts)
+
+    def _read_piece(self, piece: str) -> WordCounts:
+        files = [self._related_file(file) for file in _piece_files(piece)]
+        if len(files) == 1:  # a list of words per paper, as an earlier version kept them
+            return _from_lists(self.storage.read_parquet(files))
+        return WordCounts(
+            self.storage.read_parquet(files[:1]), self.storage.read_parquet(files[1:])
+        )
 
     def _changes_file(self, release: int, papers_hash: str) -> str:
         return f"{self.prefix}/changes/{int(release)}-{papers_hash}.parquet"
@@ -424,19 +432,20 @@ class StagingArea:
             return None
 
 
-def _flat(counts: pl.DataFrame) -> pl.DataFrame:
-    """related.word_counts rows of a kept piece; a piece kept as a list of words per paper
-    (paper_id, words, tf), by an earlier version, is flattened."""
-    if not isinstance(counts.schema.get("words"), pl.List):
-        return counts
-    counts = counts.filter(pl.col("words").list.len() > 0)  # no row to carry its id
-    lengths = counts["words"].list.len()
-    starts = (lengths.cum_sum() - lengths).cast(pl.UInt64)
-    paper_id = pl.repeat(None, lengths.sum(), dtype=pl.String, eager=True)
-    return pl.DataFrame(
-        {
-            "paper_id": paper_id.scatter(starts, counts["paper_id"]),
-            "word": counts["words"].explode(),
-            "tf": counts["tf"].explode(),
-        }
+def _piece_files(piece: str) -> tuple[str, ...]:
+    """The files of a piece of word counts: (papers, words), or the one file of a piece
+    kept as a list of words per paper by an earlier version."""
+    if piece.endswith(".parquet"):
+        return (f"counts/{piece}",)
+    return (f"counts/{piece}.papers.parquet", f"counts/{piece}.words.parquet")
+
+
+def _from_lists(counts: pl.DataFrame) -> WordCounts:
+    """WordCounts of (paper_id, words, tf) rows, a list of words per paper."""
+    return WordCounts(
+        counts.select("paper_id", n=pl.col("words").list.len().cast(pl.UInt32)),
+        counts.select(
+            pl.col("words").explode(empty_as_null=False).alias("word"),
+            pl.col("tf").explode(empty_as_null=False),
+        ),
     )

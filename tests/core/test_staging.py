@@ -147,24 +147,25 @@ def test_word_counts_are_kept_in_pieces_and_merged_into_one_past_a_limit(staging
     assert len(staging.count_pieces("third")) == 1
     assert _long(staging.related_state("third")[1]).equals(_long(word_counts(after)))
     staging.keep_related_state("third")
-    assert len(staging.storage.files("staging/related")) == 3  # vocabulary, pieces, a piece
+    # The vocabulary, the list of pieces, and a piece: its papers and its words.
+    assert len(staging.storage.files("staging/related")) == 4
 
 
-def test_word_counts_kept_as_lists_by_an_earlier_version_are_read_flat(staging):
+def test_word_counts_kept_as_lists_by_an_earlier_version_are_read(staging):
+    import json
+
     from pipelines.core.related import vocabulary_of, word_counts
     from tests.core.test_related import _long, papers
 
     counts = word_counts(papers())
-    lists = (  # a list of words per paper, as kept before
-        counts.with_columns(pl.col("paper_id").forward_fill())
-        .group_by("paper_id", maintain_order=True)
-        .agg(words="word", tf="tf")
+    lists = _long(counts).group_by("paper_id").agg(words="word", tf="tf")  # as kept before
+    no_words = pl.DataFrame({"paper_id": ["p" * 16], "words": [[]], "tf": [[]]}, lists.schema)
+    write = staging.storage.write_parquet
+    write(pl.concat([lists, no_words]), staging._related_file("counts/older.parquet"))
+    write(vocabulary_of(papers()).to_frame(), staging._related_file("older.vocabulary.parquet"))
+    staging.storage.write_bytes(
+        staging._related_file("older.pieces.json"), json.dumps(["older.parquet"]).encode()
     )
-    no_words = pl.DataFrame(
-        {"paper_id": ["p" * 16], "words": [[]], "tf": [[]]}, schema=lists.schema
-    )
-    vocabulary = vocabulary_of(papers()).to_frame()
-    staging.save_related_state("older", vocabulary, pl.concat([lists, no_words]))
     _, read = staging.related_state("older")
-    assert read.columns == counts.columns and read.height == counts.height
     assert _long(read).equals(_long(counts))
+    assert read.papers.filter(pl.col("paper_id") == "p" * 16)["n"].to_list() == [0]
