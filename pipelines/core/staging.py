@@ -389,9 +389,10 @@ class StagingArea:
         files = [self._related_file(file) for file in _piece_files(piece)]
         if len(files) == 1:  # a list of words per paper, as an earlier version kept them
             return _from_lists(self.storage.read_parquet(files))
-        return WordCounts(
-            self.storage.read_parquet(files[:1]), self.storage.read_parquet(files[1:])
-        )
+        papers, words = (self.storage.read_parquet([file]) for file in files)
+        if papers["n"].sum() != words.height:  # damaged: related papers computed in full
+            raise pl.exceptions.ShapeError(f"{piece}: {words.height} words for the papers' n")
+        return WordCounts(papers, words)
 
     def _changes_file(self, release: int, papers_hash: str) -> str:
         return f"{self.prefix}/changes/{int(release)}-{papers_hash}.parquet"

@@ -169,3 +169,14 @@ def test_word_counts_kept_as_lists_by_an_earlier_version_are_read(staging):
     _, read = staging.related_state("older")
     assert _long(read).equals(_long(counts))
     assert read.papers.filter(pl.col("paper_id") == "p" * 16)["n"].to_list() == [0]
+
+
+def test_a_piece_of_word_counts_whose_files_disagree_is_not_used(staging):
+    from pipelines.core.related import vocabulary_of, word_counts
+    from tests.core.test_related import papers
+
+    staging.save_related_state("key", vocabulary_of(papers()).to_frame(), word_counts(papers()))
+    [words_file] = [f for f in staging.storage.files("staging/related/counts") if "words" in f]
+    path = staging._related_file(f"counts/{words_file}")
+    staging.storage.write_parquet(pl.read_parquet(staging.storage.uri(path)).head(5), path)
+    assert staging.related_state("key") is None  # then related papers are computed in full
