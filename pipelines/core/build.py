@@ -273,7 +273,7 @@ def build_from_staging(staging, previous: Previous) -> dict[str, pl.DataFrame]:
         papers_hash = table_hash(tables["papers"], TABLE_KEYS["papers"])
         staging.save_paper_changes(previous.release, papers_hash, changes)
     staging.compact()  # the small packs of day-by-day runs, merged once there are many
-    staging.save_sentences(kept.sentences.frame)
+    staging.save_sentences(kept.sentences.frame, previous.sentences)
     staging.save_related_state(
         table_hash(tables["related_papers"], TABLE_KEYS["related_papers"]),
         kept.related.vocabulary.to_frame(),

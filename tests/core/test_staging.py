@@ -180,3 +180,47 @@ def test_a_piece_of_word_counts_whose_files_disagree_is_not_used(staging):
     path = staging._related_file(f"counts/{words_file}")
     staging.storage.write_parquet(pl.read_parquet(staging.storage.uri(path)).head(5), path)
     assert staging.related_state("key") is None  # then related papers are computed in full
+
+
+SENTENCES = {"paper_id": pl.String, "abstract_hash": pl.UInt64, "sentences": pl.List(pl.UInt64)}
+
+
+def _sentences(*papers: str) -> pl.DataFrame:
+    """SentenceCache rows, one per paper."""
+    return pl.DataFrame(
+        {
+            "paper_id": list(papers),
+            "abstract_hash": [ord(p) for p in papers],
+            "sentences": [[ord(p) * 7] for p in papers],
+        },
+        schema=SENTENCES,
+    )
+
+
+def test_sentence_hashes_are_kept_in_pieces_of_what_each_build_added(staging):
+    folder = "staging/matching/sentences"
+
+    def written() -> list[str]:  # the papers of every piece, as written
+        files = [f"{folder}/{name}" for name in staging.storage.files(folder)]
+        return sorted(staging.storage.read_parquet(files)["paper_id"])
+
+    staging.save_sentences(_sentences("a", "b"))  # nothing kept yet: every row
+    staging.save_sentences(_sentences("a", "b", "c"), staging.sentences())  # "c" alone
+    assert len(staging.storage.files(folder)) == 2 and written() == ["a", "b", "c"]
+    # Two runs that added the same rows: each row is read once.
+    staging.save_sentences(_sentences("a", "b", "c"), _sentences("a", "b"))
+    assert written() == ["a", "b", "c", "c"]
+    assert staging.sentences().sort("paper_id").equals(_sentences("a", "b", "c"))
+    staging.MAX_SENTENCE_PIECES = 3  # past the limit, all the rows in one piece
+    staging.save_sentences(_sentences("a", "b", "c", "d"), staging.sentences())
+    assert len(staging.storage.files(folder)) == 1 and written() == ["a", "b", "c", "d"]
+
+
+def test_sentence_hashes_kept_in_one_file_by_an_earlier_version_are_read_and_merged(staging):
+    legacy = "staging/matching/sentences.parquet"
+    staging.storage.write_parquet(_sentences("a"), legacy)
+    assert staging.sentences().equals(_sentences("a"))
+    staging.MAX_SENTENCE_PIECES = 1
+    staging.save_sentences(_sentences("a", "b"), staging.sentences())
+    assert not staging.storage.exists(legacy)
+    assert staging.sentences().sort("paper_id").equals(_sentences("a", "b"))
