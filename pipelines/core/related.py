@@ -144,13 +144,13 @@ class WordCounts:
             pl.concat([part.words for part in parts], how="vertical"),
         )
 
-    def rows_of(self, keep: pl.Series) -> pl.Series:
-        """Which rows of `words` belong to the papers `keep` marks (one per paper)."""
-        return pl.Series(np.repeat(keep.to_numpy(), self.papers["n"].to_numpy()))
+    def per_row(self, values: pl.Series) -> pl.Series:
+        """A value per paper (in `papers` order), repeated on each of its rows in `words`."""
+        return pl.Series(values.name, np.repeat(values.to_numpy(), self.papers["n"].to_numpy()))
 
     def without(self, drop: pl.Series) -> WordCounts:
         """These counts but those of the papers `drop` marks (one per paper)."""
-        return WordCounts(self.papers.filter(~drop), self.words.filter(~self.rows_of(drop)))
+        return WordCounts(self.papers.filter(~drop), self.words.filter(~self.per_row(drop)))
 
 
 def word_counts(papers: pl.DataFrame) -> WordCounts:
@@ -167,8 +167,7 @@ def _by_doc(rows: pl.DataFrame, counts: WordCounts) -> tuple[pl.DataFrame, pl.Se
     """(doc, word, tf) of the papers of `rows` (paper_id, doc) that `counts` hold, and
     their docs."""
     doc = counts.papers.join(rows, on="paper_id", how="left", maintain_order="left")["doc"]
-    per_row = np.repeat(doc.fill_null(-1).to_numpy(), counts.papers["n"].to_numpy())
-    counted = counts.words.select(pl.Series("doc", per_row), "word", "tf")
+    counted = counts.words.select(counts.per_row(doc.fill_null(-1)), "word", "tf")
     return counted.filter(pl.col("doc") >= 0), doc.drop_nulls()
 
 
