@@ -63,10 +63,11 @@ def _non_ascii_rows(
     from `ascii` (default: `text` as it is). Unicode normalization costs more than the
     rest of a key, and most texts are ASCII."""
     rows = (text.str.len_bytes() != text.str.len_chars()).arg_true()
-    result = text if ascii is None else ascii
     if rows.len() == 0:
-        return result
-    return result.clone().scatter(rows, rule(text.gather(rows)))
+        return text if ascii is None else ascii
+    # scatter writes in place: into a copy of `text`, never into the caller's series.
+    result = text.clone() if ascii is None else ascii
+    return result.scatter(rows, rule(text.gather(rows)))
 
 
 def title_key_expr(column: str | pl.Expr) -> pl.Expr:
