@@ -338,7 +338,10 @@ def _overwrite(paths: WarehousePaths, name: str, frame: pl.DataFrame, **options)
 
 # Papers are written in first_seen order, in files of about this size: a release that
 # changes only recent papers (a day's digest) rewrites the last files, not the table.
-_PAPER_FILE_BYTES = 8 * 2**20
+# The rows of the last file before the cut are read and written again, so it is small:
+# at 1,000 digests 2 MiB makes 27 files of about 2,000 papers, and a day's cut took
+# 0.02 s rather than 0.10 s with 8 MiB (6 files); reading them all took as long.
+_PAPER_FILE_BYTES = 2 * 2**20
 
 
 def _write_papers(
