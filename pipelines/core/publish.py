@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import polars as pl
 import pyarrow as pa
@@ -96,17 +97,29 @@ def previous_build(paths: WarehousePaths, release: dict | None = None) -> Previo
     release = release or latest_release(paths)
     if release is None:
         return Previous.nothing()
-    try:
-        appearances = read_release_table(paths, release, "appearances")
-        papers = read_release_table(paths, release, "papers")
-    except Exception:
-        return Previous.nothing()
-    pieces = paths.staging.count_pieces(release["related_papers_hash"])
-    try:
-        related = read_release_table(paths, release, "related_papers")
-        state = paths.staging.related_state(release["related_papers_hash"], pieces)
-    except Exception:  # then related papers are recomputed
-        related, state = empty_frame(RelatedPaperSchema), None
+
+    def related_and_state() -> tuple[pl.DataFrame, tuple[str, ...], tuple | None]:
+        pieces = paths.staging.count_pieces(release["related_papers_hash"])
+        try:
+            related = read_release_table(paths, release, "related_papers")
+            state = paths.staging.related_state(release["related_papers_hash"], pieces)
+        except Exception:  # then related papers are recomputed
+            return empty_frame(RelatedPaperSchema), pieces, None
+        return related, pieces, state
+
+    # The reads are independent and spend their time in Rust, outside the GIL. The first
+    # in a process at 1,000 digests: 0.24-0.27 s side by side, 0.29-0.31 s one by one.
+    with ThreadPoolExecutor(3) as pool:
+        reading_papers = pool.submit(read_release_table, paths, release, "papers")
+        reading_related = pool.submit(related_and_state)
+        reading_sentences = pool.submit(paths.staging.sentences)
+        try:
+            appearances = read_release_table(paths, release, "appearances")
+            papers = reading_papers.result()
+        except Exception:
+            return Previous.nothing()
+        related, pieces, state = reading_related.result()
+        sentences = reading_sentences.result()
     vocabulary = Vocabulary.from_frame(state[0]) if state is not None else None
     return Previous(
         appearances,
@@ -115,7 +128,7 @@ def previous_build(paths: WarehousePaths, release: dict | None = None) -> Previo
         vocabulary,
         state[1] if vocabulary is not None else None,  # counted with that vocabulary's hash
         pieces if vocabulary is not None else (),
-        paths.staging.sentences(),
+        sentences,
         release["release"],
         release["parser_version"],
     )
@@ -198,18 +211,24 @@ def _attempt(
     if changes is None:  # not diffed by the build (or not against this release)
         changes = diff_papers(readable_papers(paths, previous), tables["papers"])
     fault_point("before_tables")
-    for name in PUBLISHED_TABLES:
-        frame = tables[name]
-        if name in unchanged and not force:
-            version = previous[f"{name}_version"]  # unchanged: no new Delta version
-        elif name == "papers":
-            version = _write_papers(paths, frame, None if force else previous, changes)
-            fault_point(f"table_written:{name}")
+
+    def write(name: str) -> int:
+        if name == "papers":
+            version = _write_papers(paths, tables[name], None if force else previous, changes)
         else:
-            version = _overwrite(paths, name, frame)
-            fault_point(f"table_written:{name}")
-        row[f"{name}_version"] = version
-        row[f"{name}_rows"] = frame.height
+            version = _overwrite(paths, name, tables[name])
+        fault_point(f"table_written:{name}")
+        return version
+
+    # The tables are written side by side (delta-rs writes outside the GIL); none is
+    # published before the release row commits, whatever order they finish in.
+    written = [n for n in PUBLISHED_TABLES if force or n not in unchanged]
+    with ThreadPoolExecutor(len(written) or 1) as pool:
+        versions = dict(zip(written, pool.map(write, written), strict=True))
+    for name in PUBLISHED_TABLES:
+        # An unchanged table keeps the version the previous release recorded.
+        row[f"{name}_version"] = versions[name] if name in versions else previous[f"{name}_version"]
+        row[f"{name}_rows"] = tables[name].height
         row[f"{name}_hash"] = hashes[name]
     row.update(count_changes(changes))
     row["paper_changes_version"] = (
