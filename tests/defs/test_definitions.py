@@ -117,7 +117,7 @@ def test_graph_materializes_with_a_persistent_instance(landing, warehouse, tmp_p
         assert check
 
 
-def test_a_big_backfill_runs_in_runs_of_bounded_size(landing, warehouse, monkeypatch):
+def test_a_big_backfill_runs_in_runs_of_bounded_size(landing, warehouse, monkeypatch, capsys):
     for day in range(1, 6):
         write_digest(
             landing, f"d{day}.txt", f"Mar {day}", [(f"Paper {day}", abstract_for(f"t{day}"))], T0
@@ -155,6 +155,14 @@ def test_a_big_backfill_runs_in_runs_of_bounded_size(landing, warehouse, monkeyp
     assert sorted(r.run_id for r in history if r.partition is None) == sorted(
         run.run_id for run in runs
     )
+    # Every digest's materialization is kept. The in-process event log stores a run's
+    # partitions in one batch (Dagster falls back to one by one if that fails, saying so).
+    assert "Exception while storing event batch" not in capsys.readouterr().err
+    assert instance.get_materialized_partitions(digest_entries.key) == {
+        f"d{d}.txt" for d in range(1, 6)
+    }
+    records = instance.fetch_materializations(digest_entries.key, limit=10).records
+    assert sorted(r.partition_key for r in records) == [f"d{d}.txt" for d in range(1, 6)]
     # The asset table keeps each asset's latest materialization, as any instance's does.
     [entry] = [r.asset_entry for r in instance.get_asset_records([digest_entries.key])]
     assert entry.last_materialization_record.run_id == runs[-1].run_id
