@@ -205,7 +205,9 @@ def assign_paper_ids(
         .agg("row", pl.col("sentences").first())
     )
     known = entries.filter(pl.col("paper_id").is_not_null())
-    index = _index_of_candidates(known, pairs, cache)
+    # The sentences of each known paper's latest abstract: cached, or hashed now.
+    known_latest = cache.sentences_of(known.group_by("paper_id").agg(pl.col("abstract").last()))
+    index = _index_of_candidates(known, known_latest, pairs)
     taken = set(known["paper_id"].unique().to_list())  # not iterated: 10x faster
     ids: list[str] = []
     for title_key, abstract_key, sentences, alone in pairs.select(
@@ -229,9 +231,20 @@ def assign_paper_ids(
     entries = entries.join(
         new_ids, on=["digest_id", "position"], how="left", maintain_order="left"
     ).with_columns(paper_id=pl.coalesce("paper_id", "new_id"))
-    cache.frame = cache.sentences_of(
-        entries.group_by("paper_id").agg(pl.col("abstract").last()),
-        new.select(abstract_hash=pl.col("abstract").hash(0), sentences="sentences"),
+    # A paper no new entry joined keeps its latest abstract: only the others are looked
+    # up again (hashing every abstract twice took 0.9 s when adding a digest to 10,000).
+    joined = entries.filter(pl.col("new_id").is_not_null())["paper_id"].unique().implode()
+    cache.frame = pl.concat(
+        [
+            known_latest.filter(~pl.col("paper_id").is_in(joined)),
+            cache.sentences_of(
+                entries.filter(pl.col("paper_id").is_in(joined))
+                .group_by("paper_id")
+                .agg(pl.col("abstract").last()),
+                new.select(abstract_hash=pl.col("abstract").hash(0), sentences="sentences"),
+            ),
+        ],
+        how="vertical",
     )
     # Reasons are recomputed for every paper an entry joined (its first appearance may
     # have changed); the others keep the reasons they were published with.
@@ -311,18 +324,18 @@ def _alone(pairs: pl.DataFrame, index: PaperIndex) -> pl.Series:
 
 
 def _index_of_candidates(
-    known: pl.DataFrame, pairs: pl.DataFrame, cache: SentenceCache
+    known: pl.DataFrame, latest: pl.DataFrame, pairs: pl.DataFrame
 ) -> PaperIndex:
     """A PaperIndex of the known papers that could be one of the new pairs: those that
-    went by one of their folded titles, or share a sentence with one of their abstracts.
-    Sentences held by more than MAX_PAPERS_PER_SENTENCE known papers and new pairs
-    together are boilerplate."""
+    went by one of their folded titles, or share a sentence with one of their abstracts
+    (`latest`: the sentences of each known paper's latest abstract, as
+    SentenceCache.sentences_of gives them). Sentences held by more than
+    MAX_PAPERS_PER_SENTENCE known papers and new pairs together are boilerplate."""
     index = PaperIndex()
     if pairs.height == 0:
         return index
     in_pairs = _pair_sentences(pairs).group_by("sentence").agg(n=pl.len())
     titles = known.select("paper_id", "title_key").unique()
-    latest = cache.sentences_of(known.group_by("paper_id").agg(pl.col("abstract").last()))
     holders = (
         latest.select("paper_id", sentence="sentences")
         .explode("sentence")

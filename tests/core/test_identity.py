@@ -209,8 +209,8 @@ def test_sentences_common_to_many_new_pairs_are_boilerplate_not_evidence(monkeyp
     ).unique(["title_key", "abstract_key"], maintain_order=True)
     index = identity._index_of_candidates(
         out.clear(),
+        identity.SentenceCache().frame,  # no known paper, so none of their sentences
         pairs.select("title_key", "abstract_key", "sentences"),
-        identity.SentenceCache(),
     )
     assert len(index.boilerplate) == 2
     # Sharing only boilerplate, every pair is alone (the repeat is its paper's pair).
