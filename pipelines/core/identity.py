@@ -232,7 +232,8 @@ def assign_paper_ids(
         new_ids, on=["digest_id", "position"], how="left", maintain_order="left"
     ).with_columns(paper_id=pl.coalesce("paper_id", "new_id"))
     # A paper no new entry joined keeps its latest abstract: only the others are looked
-    # up again (hashing every abstract twice took 0.9 s when adding a digest to 10,000).
+    # up again. Looking every paper up twice, adding a digest to 10,000 built the tables
+    # in 7.3-7.4 s rather than 6.3-6.5 s.
     joined = entries.filter(pl.col("new_id").is_not_null())["paper_id"].unique().implode()
     cache.frame = pl.concat(
         [
