@@ -51,8 +51,9 @@ def vacuum(paths: WarehousePaths, keep_releases: int, min_retention_hours: float
 
 def compact_releases(paths: WarehousePaths) -> int:
     """Merge the small files that one appended row per release leaves in `releases`.
-    The other tables need no merging: each release rewrites them whole, or `papers` (in
-    files of about 8 MB) from the earliest first_seen it changes.
+    The other tables need no merging: each release rewrites them whole, or `papers`
+    from the earliest first_seen it changes (the recent papers in files of about 2 MiB,
+    so that the next release's cut rewrites little).
     Returns the number of files merged; the catalog is rewritten to the new files."""
     if not paths.is_table("releases"):
         return 0
