@@ -156,3 +156,13 @@ def test_alongside_is_given_every_papers_cleaned_text_and_its_result_returned():
     assert enriched.select(given.columns).equals(given)
     assert enriched.equals(enrich_papers(both, first))
     assert enrich_papers_alongside(both, first)[1] is None
+
+
+def test_keyphrases_break_ties_by_text_at_the_last_place_too():
+    """The first four phrases of a text are its title's (score doubled); the other three
+    tie for the fifth place, which goes to the first of them by text."""
+    from pipelines.core.enrich import keyphrases
+
+    text = "Zeta, eta, alpha, gamma, epsilon, delta, beta."
+    found = keyphrases(pl.DataFrame({"paper_id": ["p1"], "text": [text]}), top=5)
+    assert found["keyphrases"][0].to_list() == ["alpha", "eta", "gamma", "zeta", "beta"]
