@@ -16,6 +16,7 @@ from pipelines.core.card import card_for
 from pipelines.core.publish import get_release, read_release_table, read_table, releases
 from pipelines.core.warehouse import WarehousePaths
 from pipelines.defs.inprocess import ingest
+from schemas.tables import PUBLISHED_TABLES, TABLE_KEYS
 from tests.conftest import (
     abstract_for,
     concurrent_ingests,
@@ -81,12 +82,21 @@ def test_three_releases_changelogs_and_time_travel(landing, warehouse):
         "SELECT papers_added, papers_updated, papers_removed FROM releases ORDER BY release"
     ).fetchall() == [(2, 0, 0), (1, 1, 0), (1, 1, 1)]
 
-    for number, titles in ((1, ["Alpha", "Beta"]), (3, ["Beta", "Delta", "Gamma"])):
+    titles_of = {1: ["Alpha", "Beta"], 2: ["Alpha", "Beta", "Gamma"], 3: ["Beta", "Delta", "Gamma"]}
+    for number, titles in titles_of.items():
         con.execute(f"USE r{number}")
-        in_catalog = con.sql("SELECT * FROM papers ORDER BY paper_id").pl()
-        exact = read_release_table(paths, get_release(paths, number), "papers").sort("paper_id")
-        assert_frame_equal(in_catalog, exact)
-        assert sorted(in_catalog["title"]) == titles
+        # Every table of every release, as that release published it (the catalog reads
+        # each table's log forward through the releases' versions).
+        for name in PUBLISHED_TABLES:
+            in_catalog = (
+                con.sql(f'SELECT * FROM "{name}"')  # noqa: S608
+                .pl()
+                .with_columns(pl.col(pl.Datetime).dt.convert_time_zone("UTC"))  # not Etc/UTC
+            )
+            exact = read_release_table(paths, get_release(paths, number), name)
+            key = TABLE_KEYS[name]
+            assert_frame_equal(in_catalog.sort(key), exact.sort(key))
+        assert sorted(con.sql("SELECT title FROM papers").pl()["title"]) == titles
         assert con.execute("SELECT max(release) FROM releases").fetchone()[0] == number
         assert con.execute("SELECT max(release) FROM paper_changes").fetchone()[0] == number
     con.close()
