@@ -81,22 +81,25 @@ def title_words_expr(column: str | pl.Expr) -> pl.Expr:
     return _folded(column).str.replace_all(r"[^\p{L}\p{N}]+", " ").str.strip_chars()
 
 
+# LaTeX and scraping debris seen in digest abstracts.
 _COMMENT = (r"(?:^|\s)%(?:\s[^%]*)?$", "")  # a trailing LaTeX comment: ' % TODO ...'
-# LaTeX and scraping debris seen in digest abstracts, in the order they are removed. The
-# comment goes first: removed after the unescaping, it took "% over the baselines. ..."
-# of "by 5 \% over the baselines. ..." for a comment, and the rest of the abstract with it.
-_DEBRIS = [
-    _COMMENT,
+_MARKUP = [
     (r"\\([%&#_$])", "$1"),  # escaped specials: \% -> %
     (r"\{(?:url|here\.?|link)\}", ""),  # link placeholders left by the scraper
     (r"\\(?:emph|textbf|textit|texttt|mathrm|text)\{([^{}]*)\}", "$1"),
     (r"(\w)~(\w)", "$1 $2"),  # non-breaking space: Diversity~(DAM-VP), work~nichani2023
+]
+_SPACES_LEFT = [
     (r"\s+([.,;:!?])(\s|$)", "$1$2"),  # space before punctuation left by removals
     (r"\s{2,}", " "),
 ]
+# In the order they are removed. The comment goes first: removed after the unescaping, it
+# took "% over the baselines. ..." of "by 5 \% over the baselines. ..." for a comment, and
+# the rest of the abstract with it.
+_DEBRIS = [_COMMENT, *_MARKUP, *_SPACES_LEFT]
 # The matching key removes the comment after the unescaping, as it did when the ids of
 # published papers were minted from it: a rebuild from scratch mints the same ids.
-_KEY_DEBRIS = [*_DEBRIS[1:5], _COMMENT, *_DEBRIS[5:]]
+_KEY_DEBRIS = [*_MARKUP, _COMMENT, *_SPACES_LEFT]
 
 
 def clean_abstract_expr(column: str | pl.Expr) -> pl.Expr:
