@@ -19,7 +19,7 @@ import polars as pl
 from rapidfuzz import fuzz
 
 from pipelines.core.frames import by_slices
-from pipelines.core.text import SPACING, abstract_key_expr, title_key_expr
+from pipelines.core.text import SPACING, abstract_key_expr, fold_abstract, title_key_expr
 from schemas.tables import MATCH_REASONS
 
 # Similarity (RapidFuzz ratio, 0-100) from which two abstracts are one paper's: revisions
@@ -190,39 +190,49 @@ def assign_paper_ids(
     if "_published_reason" not in entries.columns:
         entries = entries.with_columns(_published_reason=pl.lit(None, pl.String))
 
-    new = by_slices(
-        entries.filter(pl.col("paper_id").is_null()),
-        lambda rows: rows.with_columns(
-            abstract_key=abstract_key_expr("abstract"), sentences=_sentences_expr("abstract")
-        ),
-    )
-    # The distinct (title, abstract) pairs, in order, with the rows of `new` that are each:
-    # a join back on the two keys encoded every key again (248 MB more at its peak for
-    # 1,000 digests, whose abstracts are most of the keys; the full build's peak at 10,000).
+    # The abstract's matching key is held as a fingerprint: the keys of every new entry
+    # are as big as the abstracts (1 GB for the 644,705 entries of 10,000 digests, at the
+    # full build's peak). The id a pair would be minted is taken while the key is at hand;
+    # the few pairs that may match a paper (1,289 of 53,976 in a full build of 1,000
+    # digests) have their key computed again.
+    new = by_slices(entries.filter(pl.col("paper_id").is_null()), _keyed)
     pairs = (
         new.with_row_index("row")
         .group_by("title_key", "abstract_key", maintain_order=True)
-        .agg("row", pl.col("sentences").first())
+        .agg("row", pl.col("sentences", "minted").first())
     )
     known = entries.filter(pl.col("paper_id").is_not_null())
     # The sentences of each known paper's latest abstract: cached, or hashed now.
     known_latest = cache.sentences_of(known.group_by("paper_id").agg(pl.col("abstract").last()))
     index = _index_of_candidates(known, known_latest, pairs)
+    alone = _alone(pairs, index)
+    first_abstract = new["abstract"].gather(pairs["row"].list.first())
+    may_match = (~alone).arg_true()
+    abstract_key = pl.Series("abstract_key", [None] * pairs.height, pl.String).scatter(
+        may_match,
+        first_abstract.gather(may_match)
+        .to_frame()
+        .select(abstract_key_expr("abstract"))
+        .to_series(),
+    )
     taken = set(known["paper_id"].unique().to_list())  # not iterated: 10x faster
     ids: list[str] = []
-    for title_key, abstract_key, sentences, alone in pairs.select(
-        "title_key", "abstract_key", "sentences", alone=_alone(pairs, index)
-    ).iter_rows():
+    for i, (title_key, key, sentences, minted, is_alone) in enumerate(
+        pl.select(
+            pairs["title_key"], abstract_key, pairs["sentences"], pairs["minted"], alone
+        ).iter_rows()
+    ):
         # A pair sharing nothing with any other can only be a new paper, and no later
         # pair can find it: it needs neither the matcher nor the index.
-        paper_id = None if alone else index.match(title_key, abstract_key, sentences)
+        paper_id = None if is_alone else index.match(title_key, key, sentences)
         if paper_id is None:
-            paper_id = mint_paper_id(title_key, abstract_key)
+            paper_id = minted
             while paper_id in taken:  # 60 bits: astronomically rare
-                paper_id = mint_paper_id(title_key, abstract_key + paper_id)
+                key = fold_abstract(first_abstract[i]) if key is None else key
+                paper_id = mint_paper_id(title_key, key + paper_id)
             taken.add(paper_id)
-        if not alone:
-            index.add(paper_id, title_key, abstract_key, sentences)
+        if not is_alone:
+            index.add(paper_id, title_key, key, sentences)
         ids.append(paper_id)
     new_id = (
         pairs.select("row", new_id=pl.Series(ids, dtype=pl.String)).explode("row").sort("row")
@@ -262,7 +272,7 @@ def assign_paper_ids(
         [
             rows.filter(pl.col("abstract_key").is_not_null()),
             rows.filter(pl.col("abstract_key").is_null()).with_columns(
-                abstract_key=abstract_key_expr("abstract")
+                abstract_key=_fingerprint(abstract_key_expr("abstract"))
             ),
         ]
     )
@@ -272,6 +282,25 @@ def assign_paper_ids(
         .with_columns(match_reason=pl.coalesce("match_reason", "_published_reason"))
         .drop("new_id", "_published_reason", "abstract_key")
     )
+
+
+def _keyed(entries: pl.DataFrame) -> pl.DataFrame:
+    """New entries with their abstract key's fingerprint, their sentences, and the id
+    their (title, abstract) pair would be minted."""
+    keyed = entries.with_columns(
+        abstract_key=abstract_key_expr("abstract"), sentences=_sentences_expr("abstract")
+    )
+    minted = map(mint_paper_id, keyed["title_key"].to_list(), keyed["abstract_key"].to_list())
+    return keyed.with_columns(
+        abstract_key=_fingerprint(pl.col("abstract_key")),
+        minted=pl.Series(list(minted), dtype=pl.String),
+    )
+
+
+def _fingerprint(text: pl.Expr) -> pl.Expr:
+    """128 bits that tell one text from another (two hashes with different seeds): equal
+    for equal texts; for two different ones, equal with odds of one in 2**128."""
+    return pl.struct(text.hash(0).alias("h0"), text.hash(1).alias("h1"))
 
 
 def _sentences_expr(abstract: str) -> pl.Expr:

@@ -104,6 +104,32 @@ def test_published_ids_never_change_and_new_entries_join_them():
     assert ids[D3] != "p00000000000abcd"
 
 
+def test_an_id_minted_already_is_minted_again_from_the_key_and_that_id(monkeypatch):
+    import pipelines.core.identity as identity
+    from pipelines.core.text import fold_abstract, fold_title
+
+    real = identity.mint_paper_id
+
+    def colliding(title_key, abstract_key):  # every first minting gives one id
+        return (
+            real(title_key, abstract_key) if abstract_key.endswith("pcollision") else "pcollision"
+        )
+
+    monkeypatch.setattr(identity, "mint_paper_id", colliding)
+    birds, geese = abstract_for("bird migration"), abstract_for("goose navigation")
+    out = assign_paper_ids(entries((D1, "Birds Migrate", birds), (D2, "Geese Navigation", geese)))
+    # The first new paper takes the id; the second is minted again, as is a new paper
+    # whose id a published paper holds.
+    again = real(fold_title("Geese Navigation"), fold_abstract(geese) + "pcollision")
+    assert out.sort("digest_date")["paper_id"].to_list() == ["pcollision", again]
+    published = entries((D1, "Birds Migrate", birds)).with_columns(paper_id=pl.lit("pcollision"))
+    later = assign_paper_ids(
+        entries((D1, "Birds Migrate", birds), (D3, "Geese Navigation", geese)),
+        published.select("digest_id", "position", "title", "paper_id"),
+    )
+    assert later.sort("digest_date")["paper_id"].to_list() == ["pcollision", again]
+
+
 def test_matching_in_steps_gives_the_ids_of_matching_at_once(tmp_path):
     from pipelines.core.parsing import parse_digest
     from pipelines.core.staging import stage_digest
@@ -183,7 +209,7 @@ def test_pairs_that_share_nothing_skip_the_matcher_without_changing_any_id(monke
         "Geese Navigation": True,
     }
     fast = assign_paper_ids(entries(*rows))
-    monkeypatch.setattr(identity, "_alone", lambda pairs, index: pl.repeat(False, pairs.height))
+    monkeypatch.setattr(identity, "_alone", lambda pairs, index: pl.Series([False] * pairs.height))
     assert fast.equals(assign_paper_ids(entries(*rows)))
     assert fast["paper_id"].n_unique() == 3
 
@@ -216,7 +242,7 @@ def test_sentences_common_to_many_new_pairs_are_boilerplate_not_evidence(monkeyp
     # Sharing only boilerplate, every pair is alone (the repeat is its paper's pair).
     alone = identity._alone(pairs.select("title_key", "abstract_key", "sentences"), index)
     assert alone.len() == n and alone.all()
-    monkeypatch.setattr(identity, "_alone", lambda pairs, index: pl.repeat(False, pairs.height))
+    monkeypatch.setattr(identity, "_alone", lambda pairs, index: pl.Series([False] * pairs.height))
     assert out.equals(assign_paper_ids(entries(*rows)))
 
 
