@@ -245,14 +245,24 @@ def test_a_kept_vocabulary_is_used_only_if_its_words_were_hashed_the_same_way():
     assert Vocabulary.from_frame(kept.drop("probe_hash")) is None  # kept before hashing
 
 
-def test_a_vocabulary_drops_the_words_in_over_half_the_papers_as_counting_them_does():
+def test_words_in_over_half_the_papers_weigh_nothing():
     from pipelines.core.related import tfidf_vectors, vocabulary_of
 
     many = papers([f"{TOPICS[i % len(TOPICS)]} variant{i}" for i in range(40)])
-    vocabulary = vocabulary_of(many)
-    assert (vocabulary.words["df"] > many.height // 2).sum() > 5  # "study", "method", ...
-    counted_here, with_vocabulary = tfidf_vectors(many), tfidf_vectors(many, vocabulary)
-    # The same words and weights; sums taken in another order may differ in the last bit.
-    assert with_vocabulary.shape == counted_here.shape and counted_here.nnz > 0
-    assert (with_vocabulary != 0).sum() == (counted_here != 0).sum()
-    assert abs(with_vocabulary - counted_here).max() < 1e-12
+    df = vocabulary_of(many).words["df"]
+    assert (df > many.height // 2).sum() > 5  # "study", "method", ...
+    # A term (a column) for each word in at most half the papers, and no other.
+    assert tfidf_vectors(many).shape == (many.height, (df <= many.height // 2).sum())
+
+
+def test_word_weights_do_not_depend_on_the_slices_their_counts_are_taken_in(monkeypatch):
+    from pipelines.core import related
+
+    many = papers([f"{TOPICS[i % len(TOPICS)]} variant{i}" for i in range(40)])
+    vocabulary, vectors = related.vocabulary_of(many), related.tfidf_vectors(many)
+    monkeypatch.setattr(related, "_ROWS_PER_SLICE", 7)  # of about 1,500 rows of counts
+    assert related.vocabulary_of(many).words.equals(vocabulary.words)
+    sliced = related.tfidf_vectors(many)
+    assert sliced.shape == vectors.shape and sliced.nnz == vectors.nnz > 0
+    # The same weights; a norm summed in another order may differ in the last bit.
+    assert abs(sliced - vectors).max() < 1e-12
