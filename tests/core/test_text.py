@@ -1,7 +1,10 @@
 import polars as pl
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipelines.core.text import (
     clean_abstract,
+    clean_abstract_expr,
     fold_abstract,
     fold_title,
     title_key_expr,
@@ -69,3 +72,22 @@ def test_the_matching_key_keeps_the_rule_published_paper_ids_were_minted_with():
     escaped = "We improve accuracy by 5 \\% over the baselines. Code is open."
     assert fold_abstract(escaped) == "we improve accuracy by 5"
     assert fold_abstract("We  gain 45\\% here. % a stray comment") == "we gain 45% here."
+
+
+# Pieces of the debris the rules remove, and of the text around it.
+_PIECES = [
+    "a", "We", " ", "  ", "\t", "\n", "\u00a0", ".", ",", ":", "~", "%", "\\%", "\\&", "\\_",
+    "\\", "{", "}", "{url}", "{here.}", "{link}", "\\emph{", "\\textbf{new}", "(", ")", "x2",
+]  # fmt: skip
+
+
+@given(st.lists(st.lists(st.sampled_from(_PIECES), max_size=12).map("".join), max_size=20))
+@settings(max_examples=300, deadline=None)
+def test_an_abstract_without_debris_is_taken_as_it_is_and_the_others_cleaned(texts):
+    from pipelines.core.text import _DEBRIS, _without
+
+    # Only the rows a rule can change are rewritten: the result is every rule run on
+    # every row, nulls included.
+    column = pl.DataFrame({"a": [*texts, None]}, schema={"a": pl.String})
+    every_rule = column.select(_without("a", _DEBRIS)).to_series()
+    assert column.select(clean_abstract_expr("a")).to_series().equals(every_rule)
