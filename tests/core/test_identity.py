@@ -214,6 +214,22 @@ def test_pairs_that_share_nothing_skip_the_matcher_without_changing_any_id(monke
     assert fast["paper_id"].n_unique() == 3
 
 
+def test_a_sentence_said_twice_in_one_abstract_counts_once():
+    import pipelines.core.identity as identity
+
+    said_twice = "Sparse attention scales to long documents well. " * 2 + abstract_for("sparse")
+    pairs = pl.DataFrame({"abstract": [said_twice, abstract_for("graphs")]}).select(
+        sentences=identity._sentences_expr("abstract")
+    )
+    per_pair = (
+        identity._pair_sentences(pairs)
+        .group_by("row")
+        .agg(n=pl.len(), distinct=pl.col("sentence").n_unique())
+    )
+    assert per_pair.height == 2 and (per_pair["n"] == per_pair["distinct"]).all()
+    assert pairs["sentences"].list.len()[0] > per_pair.sort("row")["n"][0]  # it was there twice
+
+
 def test_sentences_common_to_many_new_pairs_are_boilerplate_not_evidence(monkeypatch):
     import pipelines.core.identity as identity
 
