@@ -57,6 +57,7 @@ GENERIC_ABBREVIATIONS = frozenset(
 )
 
 KEYPHRASES_PER_PAPER = 5
+_TEXTS_PER_SLICE = 5_000  # a text explodes into its tokens: about 270 rows
 T = TypeVar("T")
 
 
@@ -141,7 +142,10 @@ _STOPWORDS = sorted(
 def keyphrases(texts: pl.DataFrame, top: int = KEYPHRASES_PER_PAPER) -> pl.DataFrame:
     """Keyphrases of each (paper_id, text), best first: (paper_id, keyphrases); papers
     are taken in slices so that memory stays bounded (a text explodes into its tokens)."""
-    parts = [_keyphrases(texts.slice(start, 5_000), top) for start in range(0, texts.height, 5_000)]
+    parts = [
+        _keyphrases(texts.slice(start, _TEXTS_PER_SLICE), top)
+        for start in range(0, texts.height, _TEXTS_PER_SLICE)
+    ]
     if not parts:
         return texts.select("paper_id", keyphrases=pl.lit([], pl.List(pl.String)))
     return pl.concat(parts)
@@ -296,7 +300,7 @@ def enrich_papers_alongside(
             )
         ]
         fresh = papers.filter(~same)
-    fresh = by_slices(fresh, _enrich_columns)
+    fresh = _enrich_columns(fresh)
     with ThreadPoolExecutor(max_workers=1) as pool:
         other = None
         if alongside is not None:
@@ -311,13 +315,25 @@ def enrich_papers_alongside(
 
 
 def _enrich_columns(papers: pl.DataFrame) -> pl.DataFrame:
-    """Every enrichment column but the keyphrases."""
+    """Every enrichment column but the keyphrases, beside the columns of `papers`.
+
+    The abstracts are cleaned in one piece (only those holding debris are rewritten; the
+    others share the raw strings), the other columns a slice at a time. Both are set
+    beside the papers' own columns rather than concatenated from slices: taking rows from
+    a column in pieces copies its strings, and the papers are joined and sorted on."""
+    papers = papers.with_columns(abstract=clean_abstract_expr("abstract_raw"))
+    return papers.hstack(by_slices(papers.select("title", "abstract"), _derived_columns))
+
+
+def _derived_columns(papers: pl.DataFrame) -> pl.DataFrame:
+    """The columns derived from the title and the cleaned abstract."""
     # Lazily, so that Polars computes the lower-cased texts the topic rules share once.
     return (
         papers.lazy()
-        .with_columns(abstract=clean_abstract_expr("abstract_raw"))
         .with_columns(links=links_expr(), topics=topics_expr())
-        .with_columns(
+        .select(
+            "links",
+            "topics",
             github_repo=github_repo_expr(pl.col("links")),
             has_code=pl.col("links")
             .list.eval(pl.element().struct.field("kind") == "code")
@@ -331,10 +347,21 @@ def _enrich_columns(papers: pl.DataFrame) -> pl.DataFrame:
 
 
 def _with_keyphrases(papers: pl.DataFrame) -> pl.DataFrame:
-    texts = papers.select("paper_id", text=pl.format("{}. {}", "title", "abstract"))
-    papers = papers.join(keyphrases(texts), on="paper_id", how="left", maintain_order="left")
-    papers = papers.with_columns(
-        keyphrases=pl.coalesce("keyphrases", pl.lit([], pl.List(pl.String)))
+    # The texts of a slice of papers at a time (all at once, those of 10,000 digests took
+    # 870 MB), each slice's keyphrases in its papers' order, set beside them (see
+    # _enrich_columns).
+    found = by_slices(
+        papers.select("paper_id", "title", "abstract"), _keyphrases_in_order, _TEXTS_PER_SLICE
     )
+    papers = papers.with_columns(found.to_series())
     base = [c for c in papers.columns if c not in ENRICHED_COLUMNS]
     return papers.select(*base, *ENRICHED_COLUMNS)
+
+
+def _keyphrases_in_order(papers: pl.DataFrame) -> pl.DataFrame:
+    """(keyphrases) of each of `papers` (paper_id, title, abstract), in their order."""
+    texts = papers.select("paper_id", text=pl.format("{}. {}", "title", "abstract"))
+    found = texts.select("paper_id").join(
+        keyphrases(texts), on="paper_id", how="left", maintain_order="left"
+    )
+    return found.select(pl.coalesce("keyphrases", pl.lit([], pl.List(pl.String))))

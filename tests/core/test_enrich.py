@@ -166,3 +166,33 @@ def test_keyphrases_break_ties_by_text_at_the_last_place_too():
     text = "Zeta, eta, alpha, gamma, epsilon, delta, beta."
     found = keyphrases(pl.DataFrame({"paper_id": ["p1"], "text": [text]}), top=5)
     assert found["keyphrases"][0].to_list() == ["alpha", "eta", "gamma", "zeta", "beta"]
+
+
+def test_each_papers_columns_are_its_own_whatever_the_slices(monkeypatch):
+    from pipelines.core import enrich, frames
+    from pipelines.core.enrich import keyphrases
+    from tests.conftest import abstract_for
+
+    topics = ["graph pooling", "speech recognition", "protein folding", "image segmentation"]
+    many = pl.DataFrame(
+        {
+            "paper_id": [f"p{i}" for i in range(len(topics) * 2)],
+            "title": [f"{t.title()} Study {i}" for i, t in enumerate(topics * 2)],
+            "abstract_raw": [
+                abstract_for(t) + (" See https://github.com/o/r." if i % 3 == 0 else "")
+                for i, t in enumerate(topics * 2)
+            ],
+        }
+    )
+    whole = enrich_papers(many)
+    # Columns made a few rows at a time are set beside the right papers.
+    monkeypatch.setattr(
+        enrich, "by_slices", lambda frame, step, rows=0: frames.by_slices(frame, step, 3)
+    )
+    sliced = enrich_papers(many)
+    assert sliced.equals(whole)
+    alone = [enrich_papers(many.slice(i, 1)) for i in range(many.height)]
+    assert sliced.equals(pl.concat(alone))
+    texts = many.select("paper_id", text=pl.format("{}. {}", "title", "abstract_raw"))
+    expected = dict(keyphrases(texts).iter_rows())
+    assert dict(sliced.select("paper_id", "keyphrases").iter_rows()) == expected
