@@ -321,7 +321,9 @@ def _enrich_columns(papers: pl.DataFrame) -> pl.DataFrame:
     others share the raw strings), the other columns a slice at a time. Both are set
     beside the papers' own columns rather than concatenated from slices: taking rows from
     a column in pieces copies its strings, and the papers are joined and sorted on."""
-    papers = papers.with_columns(abstract=clean_abstract_expr("abstract_raw"))
+    papers = papers.drop(ENRICHED_COLUMNS, strict=False).with_columns(
+        abstract=clean_abstract_expr("abstract_raw")
+    )
     return papers.hstack(by_slices(papers.select("title", "abstract"), _derived_columns))
 
 

@@ -196,3 +196,9 @@ def test_each_papers_columns_are_its_own_whatever_the_slices(monkeypatch):
     texts = many.select("paper_id", text=pl.format("{}. {}", "title", "abstract_raw"))
     expected = dict(keyphrases(texts).iter_rows())
     assert dict(sliced.select("paper_id", "keyphrases").iter_rows()) == expected
+
+
+def test_enriching_papers_that_carry_enrichment_columns_computes_them_again():
+    first = enrich_papers(papers(abstract_raw=["Sparse attention for long documents."]))
+    stale = first.with_columns(links=pl.lit([{"url": "https://x.org", "kind": "other"}]))
+    assert enrich_papers(stale).equals(first)
