@@ -269,18 +269,6 @@ def _top(pairs: pl.DataFrame, k: int) -> pl.DataFrame:
     )
 
 
-def _products(left: sparse.csr_matrix, right: sparse.csr_matrix, rows: np.ndarray) -> pl.DataFrame:
-    """(row, col, score) of every pair with a shared word: rows[i] is left's row i."""
-    product = (left @ right.T).tocoo()
-    return pl.DataFrame(
-        {
-            "row": rows[product.row],
-            "col": product.col.astype(np.int64),
-            "score": product.data.astype(np.float64),
-        }
-    )
-
-
 def _neighbours(vectors: sparse.csr_matrix, rows: np.ndarray, k: int) -> pl.DataFrame:
     """Top `k` (row, col, score) of `rows` (sorted) against every row of `vectors`."""
     subset = vectors[rows]
@@ -288,10 +276,44 @@ def _neighbours(vectors: sparse.csr_matrix, rows: np.ndarray, k: int) -> pl.Data
     for start, end in _blocks(subset):
         # Only papers sharing a word with the row's paper can score above zero: the sparse
         # product holds exactly those, so the cost follows shared words, not papers squared.
-        pairs = _products(subset[start:end], vectors, rows[start:end])
+        product = subset[start:end] @ vectors.T
+        per_row = np.diff(product.indptr)
+        keep = _contenders(product.data, per_row, k)
+        pairs = pl.DataFrame(
+            {
+                "row": np.repeat(rows[start:end], per_row)[keep],
+                "col": product.indices[keep].astype(np.int64),
+                "score": product.data[keep].astype(np.float64),
+            }
+        )
         # In row order (a sparse product's rows are): grouped by slices, not by hashing.
         parts.append(_top(pairs.with_columns(pl.col("row").set_sorted()), k))
     return pl.concat(parts, how="vertical") if parts else _no_pairs()
+
+
+# Scores are counted in this many bands of equal width to find each row's contenders.
+_BANDS = 256
+
+
+def _contenders(score: np.ndarray, per_row: np.ndarray, k: int) -> np.ndarray:
+    """A mask of the scores of a product's rows (per_row[i] of them for row i, in row
+    order, a row's own pair among them) that can be among their row's best `k`: those in
+    the band holding the row's (k+1)-th best score or above (its own pair may be one), and
+    those just below its lower edge, which rounding may tie with it.
+
+    Counting the pairs per band costs a fraction of ranking them all: for the 53,976
+    papers of 1,000 digests, 34 million pairs, of which 2.5% are contenders."""
+    n_rows = len(per_row)
+    band = (score * _BANDS).astype(np.int64)
+    np.minimum(band, _BANDS - 1, out=band)
+    band += np.repeat(np.arange(n_rows, dtype=np.int64) * _BANDS, per_row)
+    counts = np.bincount(band, minlength=n_rows * _BANDS).reshape(n_rows, _BANDS)
+    # Pairs in each band or above; the (k+1)-th best lies in the highest band where that
+    # reaches k + 1 (band 0, keeping every pair, when none does).
+    at_least = np.cumsum(counts[:, ::-1], axis=1)[:, ::-1]
+    lowest = np.maximum((at_least > k).sum(axis=1) - 1, 0)
+    edge = lowest / _BANDS - 1e-4  # _top rounds scores to 4 decimals
+    return score >= np.repeat(edge, per_row)
 
 
 def _no_pairs() -> pl.DataFrame:

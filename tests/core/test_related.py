@@ -266,3 +266,37 @@ def test_word_weights_do_not_depend_on_the_slices_their_counts_are_taken_in(monk
     assert sliced.shape == vectors.shape and sliced.nnz == vectors.nnz > 0
     # The same weights; a norm summed in another order may differ in the last bit.
     assert abs(sliced - vectors).max() < 1e-12
+
+
+@pytest.mark.parametrize("k", [1, 3, 10])
+def test_neighbours_equal_the_best_k_of_every_pair_ranked(k):
+    """Only each row's contenders (its k-th best score's band and above) are ranked: the
+    result must equal ranking every pair, ties included. Each of the rows asked for has a
+    word of its own, which the other papers hold with weights on and just around the band
+    edges: their scores, so rounding ties them across an edge."""
+    import numpy as np
+    from scipy import sparse
+
+    from pipelines.core import related
+
+    rng = np.random.default_rng(3)
+    n_rows, n_others = 60, 240
+    edges = np.arange(1, related._BANDS) / related._BANDS
+    weights = np.concatenate([edges - 3e-5, edges + 3e-5, [0.5, 0.25, 0.1]])
+    held = rng.random((n_others, n_rows)) < 0.5
+    others = np.where(held, rng.choice(weights, size=held.shape), 0.0)
+    vectors = sparse.csr_matrix(np.vstack([np.eye(n_rows), others]))
+    rows = np.arange(n_rows)
+    product = (vectors[rows] @ vectors.T).tocoo()
+    every = pl.DataFrame(
+        {
+            "row": rows[product.row].astype(np.int64),
+            "col": product.col.astype(np.int64),
+            "score": product.data,
+        }
+    )
+    order = {"descending": [False, True, False]}
+    expected = related._top(every, k).sort("row", "score", "col", **order)
+    found = related._neighbours(vectors, rows, k).sort("row", "score", "col", **order)
+    assert found.equals(expected)
+    assert found.height == k * n_rows
