@@ -293,6 +293,8 @@ def _neighbours(vectors: sparse.csr_matrix, rows: np.ndarray, k: int) -> pl.Data
 
 # Scores are counted in this many bands of equal width to find each row's contenders.
 _BANDS = 256
+# Rows whose bands are counted at once: their counts take 8 bytes a band (32 MiB).
+_ROWS_PER_COUNT = 16_384
 
 
 def _contenders(score: np.ndarray, per_row: np.ndarray, k: int) -> np.ndarray:
@@ -302,7 +304,19 @@ def _contenders(score: np.ndarray, per_row: np.ndarray, k: int) -> np.ndarray:
     those just below its lower edge, which rounding may tie with it.
 
     Counting the pairs per band costs a fraction of ranking them all: for the 53,976
-    papers of 1,000 digests, 34 million pairs, of which 2.5% are contenders."""
+    papers of 1,000 digests, 34 million pairs, of which 2.5% are contenders. The rows are
+    counted a slice at a time: a block of sparse rows can hold hundreds of thousands."""
+    ends = np.cumsum(per_row)
+    keep = np.empty(len(score), dtype=bool)
+    for first in range(0, len(per_row), _ROWS_PER_COUNT):
+        rows = per_row[first : first + _ROWS_PER_COUNT]
+        start = ends[first] - per_row[first]
+        end = start + rows.sum()
+        keep[start:end] = _row_contenders(score[start:end], rows, k)
+    return keep
+
+
+def _row_contenders(score: np.ndarray, per_row: np.ndarray, k: int) -> np.ndarray:
     n_rows = len(per_row)
     band = (score * _BANDS).astype(np.int64)
     np.minimum(band, _BANDS - 1, out=band)

@@ -268,8 +268,9 @@ def test_word_weights_do_not_depend_on_the_slices_their_counts_are_taken_in(monk
     assert abs(sliced - vectors).max() < 1e-12
 
 
+@pytest.mark.parametrize("rows_per_count", [16_384, 7])
 @pytest.mark.parametrize("k", [1, 3, 10])
-def test_neighbours_equal_the_best_k_of_every_pair_ranked(k):
+def test_neighbours_equal_the_best_k_of_every_pair_ranked(k, rows_per_count, monkeypatch):
     """Only each row's contenders (its k-th best score's band and above) are ranked: the
     result must equal ranking every pair, ties included. Each of the rows asked for has a
     word of its own, which the other papers hold with weights on and just around the band
@@ -279,6 +280,7 @@ def test_neighbours_equal_the_best_k_of_every_pair_ranked(k):
 
     from pipelines.core import related
 
+    monkeypatch.setattr(related, "_ROWS_PER_COUNT", rows_per_count)  # 7: rows in slices
     rng = np.random.default_rng(3)
     n_rows, n_others = 60, 240
     edges = np.arange(1, related._BANDS) / related._BANDS
