@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
+from dagster._core.definitions.partitions.subset.default import DefaultPartitionsSubset
 from dagster._core.events import ASSET_CHECK_EVENTS, ASSET_EVENTS
 from dagster._core.instance import InstanceType
 from dagster._core.launcher.sync_in_memory_run_launcher import SyncInMemoryRunLauncher
@@ -23,6 +24,7 @@ from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
 )
+from dagster._record import copy
 from dagster._serdes import serialize_value
 
 from pipelines.core.build import built_from
@@ -186,11 +188,21 @@ class _RunOnlyEventLog(InMemoryEventLogStorage):
                 handler(event, cursor)
 
     def _store_asset_check_evaluation_planned(self, event, event_id) -> None:
-        """One row per partition, as Dagster stores it, but the event (which lists every
-        partition of the run) serialized once rather than once per row: 1.8 s for 1,000."""
+        """One row per partition, as Dagster stores it, each holding the planned event
+        narrowed to its own partition. Dagster stores the event listing every partition of
+        the run in each row, serializing it once per row: 1.8 s for a run of 1,000, and a
+        backfill of 10,000 digests held 290 MB of these copies in memory to the end."""
         planned = event.dagster_event.event_specific_data
         subset = planned.partitions_subset
-        serialized = serialize_value(event)
+
+        def narrowed(key: str | None) -> str:
+            if key is None:
+                return serialize_value(event)
+            one = copy(planned, partitions_subset=DefaultPartitionsSubset({key}))
+            return serialize_value(
+                event._replace(dagster_event=event.dagster_event._replace(event_specific_data=one))
+            )
+
         with self.index_connection() as conn:
             conn.execute(
                 AssetCheckExecutionsTable.insert().values(
@@ -201,7 +213,7 @@ class _RunOnlyEventLog(InMemoryEventLogStorage):
                             "partition": key,
                             "run_id": event.run_id,
                             "execution_status": AssetCheckExecutionRecordStatus.PLANNED.value,
-                            "evaluation_event": serialized,
+                            "evaluation_event": narrowed(key),
                             "evaluation_event_timestamp": self._event_insert_timestamp(event),
                             "evaluation_event_storage_id": event_id,
                         }

@@ -152,6 +152,13 @@ def test_a_big_backfill_runs_in_runs_of_bounded_size(landing, warehouse, monkeyp
         dg.AssetCheckKey(digest_entries.key, "lines_accounted"), limit=20
     )
     assert sorted(r.partition for r in history if r.partition) == [f"d{d}.txt" for d in range(1, 6)]
+    # Each partition's row holds the planned event narrowed to that partition, not a copy
+    # of the one listing the whole run (a backfill of 10,000 held 290 MB of those).
+    for r in history:
+        if r.partition:
+            subset = r.event.dagster_event.event_specific_data.partitions_subset
+            assert list(subset.get_partition_keys()) == [r.partition]
+            assert r.event.run_id == r.run_id
     assert sorted(r.run_id for r in history if r.partition is None) == sorted(
         run.run_id for run in runs
     )
