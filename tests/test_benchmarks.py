@@ -39,3 +39,23 @@ def test_benchmark_runner_smoke(tmp_path):
     for phase in ("baseline", "full_build", "add_one_digest", "no_op"):
         assert figures[phase]["seconds"] > 0 and figures[phase]["peak_rss_mb"] > 0
     assert len(list((tmp_path / "landing").glob("synthetic-*.txt"))) == 4
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc (Linux)")
+def test_a_phase_reports_its_own_peak_not_its_parents():
+    # The runner starts each phase from a parent that held the generated corpus; on Linux
+    # getrusage's ru_maxrss would give the child that parent's peak.
+    held = bytearray(400 * 2**20)
+    held[:: 2**12] = b"\x01" * len(held[:: 2**12])  # touch every page: resident
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); "
+        "from run import _peak_rss_mb; print(_peak_rss_mb())"
+    )
+    child = subprocess.run(
+        [sys.executable, "-c", code, str(ROOT / "benchmarks")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert 0 < float(child.stdout) < 200
+    del held
