@@ -1,6 +1,14 @@
+import io
+
 import polars as pl
 
-from pipelines.core.enrich import acronym, enrich_papers, extract_links, reusable
+from pipelines.core.enrich import (
+    acronym,
+    enrich_papers,
+    extract_links,
+    reusable,
+    sharing_abstracts,
+)
 
 
 def test_links_lose_trailing_punctuation_braces_and_placeholders():
@@ -202,3 +210,22 @@ def test_enriching_papers_that_carry_enrichment_columns_computes_them_again():
     first = enrich_papers(papers(abstract_raw=["Sparse attention for long documents."]))
     stale = first.with_columns(links=pl.lit([{"url": "https://x.org", "kind": "other"}]))
     assert enrich_papers(stale).equals(first)
+
+
+def test_published_papers_sharing_abstracts_keep_every_cleaned_abstract():
+    raws = ["Plain text.", "Gains of 45\\% here. % TODO", None]
+    enriched = enrich_papers(
+        pl.DataFrame({"paper_id": ["a", "b", "c"], "title": ["A", "B", "C"], "abstract_raw": raws})
+    )
+    # As read back from Parquet: each column its own copy of the strings.
+    published = pl.read_parquet(_parquet_bytes(enriched))
+    shared = sharing_abstracts(published)
+    assert shared.equals(published)
+    assert shared["abstract"].to_list() == ["Plain text.", "Gains of 45% here.", None]
+
+
+def _parquet_bytes(frame: pl.DataFrame) -> io.BytesIO:
+    buffer = io.BytesIO()
+    frame.write_parquet(buffer)
+    buffer.seek(0)
+    return buffer
