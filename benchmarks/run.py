@@ -1,10 +1,13 @@
 """Benchmark: the pipeline against the obvious one-statement DuckDB alternative.
 
-    uv run python benchmarks/run.py --digests 1000
+    uv run python benchmarks/run.py --digests 1000 --repeat 3
 
 On one generated corpus, in one run, it times (a) the DuckDB baseline, (b) a full build
 through the real Dagster asset graph, (c) adding one new digest, (d) a re-run with nothing
-new, each in its own child process so that each phase's peak RSS is its own. Prints a
+new, each in its own child process so that each phase's peak RSS and CPU time are its own.
+With --repeat N the four phases run N times in turn (a fresh warehouse each round), and the
+table gives each phase's median, its range and the median of each round's ratio to that
+round's baseline: on a shared machine one round can be twice as slow as the next. Prints a
 markdown table for BENCHMARKS.md. Timings are never asserted anywhere.
 """
 
@@ -15,6 +18,7 @@ import json
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -70,6 +74,13 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
+def _cpu_seconds() -> float:
+    """User and system CPU time of this process and its threads: beside the wall time, it
+    shows how much of a phase could still run side by side on the machine's cores."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def phase_baseline(landing: Path, work: Path) -> dict:
     import duckdb
 
@@ -77,13 +88,13 @@ def phase_baseline(landing: Path, work: Path) -> dict:
 
     out = work / "baseline.parquet"
     con = duckdb.connect()
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), _cpu_seconds()
     con.execute(
         BASELINE_SQL.format(glob=sql_string(str(landing / "*.txt")), out=sql_string(str(out)))
     )
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, _cpu_seconds() - cpu
     rows = con.execute("SELECT count(*) FROM read_parquet(?)", [str(out)]).fetchone()[0]
-    return {"seconds": seconds, "rows": rows}
+    return {"seconds": seconds, "cpu_seconds": cpu, "rows": rows}
 
 
 def phase_ingest(landing: Path, warehouse: Path) -> dict:
@@ -94,12 +105,13 @@ def phase_ingest(landing: Path, warehouse: Path) -> dict:
     logging.disable(logging.WARNING)
     from pipelines.defs.inprocess import ingest
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), _cpu_seconds()
     outcome = ingest(landing, warehouse, log_level="CRITICAL")
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, _cpu_seconds() - cpu
     release = outcome.release or {}
     return {
         "seconds": seconds,
+        "cpu_seconds": cpu,
         "published": outcome.published,
         "release": release.get("release"),
         "papers": release.get("papers_rows"),
@@ -122,10 +134,83 @@ def run_phase(name: str, *args: Path) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+PHASE_NAMES = ("baseline", "full_build", "add_one_digest", "no_op")
+LABELS = {
+    "baseline": "DuckDB one statement (baseline)",
+    "full_build": "full build (Dagster graph)",
+    "add_one_digest": "add one digest",
+    "no_op": "re-run, nothing new",
+}
+
+
+def run_round(landing: Path, work: Path, next_digest: tuple[str, str]) -> dict:
+    """The four phases once, from an empty warehouse and the corpus without the next day's
+    digest, which lands after the full build."""
+    warehouse = work / "warehouse"
+    shutil.rmtree(warehouse, ignore_errors=True)
+    next_name, next_text = next_digest
+    (landing / next_name).unlink(missing_ok=True)
+    figures = {"baseline": run_phase("baseline", landing, work)}
+    figures["full_build"] = run_phase("ingest", landing, warehouse)
+    (landing / next_name).write_text(next_text, encoding="utf-8")
+    figures["add_one_digest"] = run_phase("ingest", landing, warehouse)
+    figures["no_op"] = run_phase("ingest", landing, warehouse)
+    return figures
+
+
+def summarize(rounds: list[dict]) -> dict:
+    """Per phase: the median seconds and CPU seconds over the rounds, their range, the
+    median of each round's ratio to its own baseline (and, for the runs after the full
+    build, to its own full build), the highest peak RSS, and the last round's outcome
+    (every round builds the same releases)."""
+    summary = {}
+    for phase in PHASE_NAMES:
+        runs = [r[phase] for r in rounds]
+        seconds = [run["seconds"] for run in runs]
+        ratios = [r[phase]["seconds"] / r["baseline"]["seconds"] for r in rounds]
+        of_full = [r[phase]["seconds"] / r["full_build"]["seconds"] for r in rounds]
+        summary[phase] = {
+            **runs[-1],
+            "seconds": statistics.median(seconds),
+            "cpu_seconds": statistics.median(run["cpu_seconds"] for run in runs),
+            "seconds_min": min(seconds),
+            "seconds_max": max(seconds),
+            "ratio": statistics.median(ratios),
+            "of_full_build": statistics.median(of_full),
+            "peak_rss_mb": max(run["peak_rss_mb"] for run in runs),
+        }
+    return summary
+
+
+def markdown(summary: dict, n_rounds: int) -> str:
+    seconds = "seconds" if n_rounds == 1 else f"seconds (median of {n_rounds})"
+    lines = [
+        f"| phase | {seconds} | range | CPU seconds | × baseline | % of full build "
+        "| peak RSS (MB) | result |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for phase in PHASE_NAMES:
+        r = summary[phase]
+        outcome = (
+            f"{r['rows']:,} title groups"
+            if phase == "baseline"
+            else f"release {r['release']}, {r['papers']:,} papers"
+            + ("" if r["published"] else " (nothing published)")
+        )
+        of_full = f"{100 * r['of_full_build']:.1f}" if phase in ("add_one_digest", "no_op") else ""
+        lines.append(
+            f"| {LABELS[phase]} | {r['seconds']:.2f} | {r['seconds_min']:.2f}-"
+            f"{r['seconds_max']:.2f} | {r['cpu_seconds']:.1f} | {r['ratio']:.2f} | {of_full} | "
+            f"{r['peak_rss_mb']:,.0f} | {outcome} |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--digests", type=int, default=1000, help="digests in the corpus")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--repeat", type=int, default=1, help="rounds of the four phases")
     parser.add_argument("--workdir", type=Path, help="keep the corpus and warehouse here")
     parser.add_argument("--json", action="store_true", help="print JSON instead of markdown")
     parser.add_argument("--phase", nargs="+", help=argparse.SUPPRESS)
@@ -137,55 +222,38 @@ def main() -> None:
         figures["peak_rss_mb"] = round(_peak_rss_mb(), 1)
         print(json.dumps(figures))
         return
+    if args.repeat < 1 or args.digests < 1:
+        parser.error("--digests and --repeat take a number of at least 1")
 
     from pipelines.core.synthetic import generate_digests
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="papers-bench-"))
-    landing, warehouse = work / "landing", work / "warehouse"
-    shutil.rmtree(warehouse, ignore_errors=True)
+    landing = work / "landing"
     shutil.rmtree(landing, ignore_errors=True)
     # One pass of the generator: every digest but the last lands now; the last one (the
-    # next day: new and repeated papers) lands after the full build.
+    # next day: new and repeated papers) lands after each full build.
     landing.mkdir(parents=True)
-    *corpus, (next_name, next_text) = generate_digests(args.digests + 1, seed=args.seed)
+    *corpus, next_digest = generate_digests(args.digests + 1, seed=args.seed)
     for name, text in corpus:
         (landing / name).write_text(text, encoding="utf-8")
     del corpus
     corpus_mb = sum(p.stat().st_size for p in landing.iterdir()) / 2**20
 
-    results = {"digests": args.digests, "corpus_mb": round(corpus_mb, 1)}
-    results["baseline"] = run_phase("baseline", landing, work)
-    results["full_build"] = run_phase("ingest", landing, warehouse)
-    (landing / next_name).write_text(next_text, encoding="utf-8")
-    results["add_one_digest"] = run_phase("ingest", landing, warehouse)
-    results["no_op"] = run_phase("ingest", landing, warehouse)
+    rounds = [run_round(landing, work, next_digest) for _ in range(args.repeat)]
     if args.workdir is None:
         shutil.rmtree(work, ignore_errors=True)
-
+    results = {
+        "digests": args.digests,
+        "corpus_mb": round(corpus_mb, 1),
+        "cores": os.cpu_count(),
+        **summarize(rounds),
+        "rounds": rounds,
+    }
     if args.json:
         print(json.dumps(results, indent=1))
         return
-    base = results["baseline"]["seconds"]
     print(f"{args.digests:,} digests ({corpus_mb:,.0f} MB), {os.cpu_count()} cores\n")
-    print("| phase | seconds | × baseline | peak RSS (MB) | result |")
-    print("|---|---|---|---|---|")
-    for key, label in (
-        ("baseline", "DuckDB one statement (baseline)"),
-        ("full_build", "full build (Dagster graph)"),
-        ("add_one_digest", "add one digest"),
-        ("no_op", "re-run, nothing new"),
-    ):
-        r = results[key]
-        outcome = (
-            f"{r['rows']:,} title groups"
-            if key == "baseline"
-            else f"release {r['release']}, {r['papers']:,} papers"
-            + ("" if r["published"] else " (nothing published)")
-        )
-        print(
-            f"| {label} | {r['seconds']:.2f} | {r['seconds'] / base:.1f} | "
-            f"{r['peak_rss_mb']:,.0f} | {outcome} |"
-        )
+    print(markdown(results, len(rounds)))
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ def test_benchmark_runner_smoke(tmp_path):
             str(ROOT / "benchmarks" / "run.py"),
             "--digests",
             "3",
+            "--repeat",
+            "2",
             "--json",
             "--workdir",
             str(tmp_path),
@@ -38,7 +40,45 @@ def test_benchmark_runner_smoke(tmp_path):
     assert (figures["no_op"]["published"], figures["no_op"]["release"]) == (False, 2)
     for phase in ("baseline", "full_build", "add_one_digest", "no_op"):
         assert figures[phase]["seconds"] > 0 and figures[phase]["peak_rss_mb"] > 0
+        assert figures[phase]["cpu_seconds"] > 0
     assert len(list((tmp_path / "landing").glob("synthetic-*.txt"))) == 4
+    # Each round starts from an empty warehouse and the corpus without the next digest.
+    assert len(figures["rounds"]) == 2
+    for round_ in figures["rounds"]:
+        assert (round_["full_build"]["release"], round_["add_one_digest"]["release"]) == (1, 2)
+        assert round_["no_op"]["published"] is False
+
+
+def _figures(baseline: float, full: float, rss: float) -> dict:
+    outcome = {"published": True, "release": 1, "papers": 10, "cpu_seconds": 1.0}
+    return {
+        "baseline": {"seconds": baseline, "rows": 9, "cpu_seconds": 1.0, "peak_rss_mb": 50.0},
+        "full_build": {**outcome, "seconds": full, "peak_rss_mb": rss},
+        "add_one_digest": {**outcome, "seconds": full / 10, "peak_rss_mb": rss},
+        "no_op": {**outcome, "seconds": 0.1, "peak_rss_mb": 40.0},
+    }
+
+
+def test_rounds_are_summarized_by_medians_and_each_rounds_own_ratio():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from run import markdown, summarize
+
+    # A slow second round (the machine was busy: both phases took twice as long), and a
+    # third whose baseline alone was slow.
+    rounds = [_figures(1.0, 10.0, 900.0), _figures(2.0, 20.0, 950.0), _figures(3.0, 12.0, 800.0)]
+    summary = summarize(rounds)
+    full = summary["full_build"]
+    assert full["seconds"] == 12.0
+    assert (full["seconds_min"], full["seconds_max"]) == (10.0, 20.0)
+    # The median of the rounds' own ratios (10, 10, 4), not the ratio of the medians (6).
+    assert full["ratio"] == 10.0
+    assert full["peak_rss_mb"] == 950.0  # the highest peak: memory is a bound, not a mean
+    assert summary["baseline"]["ratio"] == 1.0
+    assert summary["add_one_digest"]["of_full_build"] == 0.1
+    table = markdown(summary, len(rounds))
+    assert "median of 3" in table
+    assert "| full build (Dagster graph) | 12.00 | 10.00-20.00 | 1.0 | 10.00 |  | 950 |" in table
+    assert "| add one digest | 1.20 | 1.00-2.00 | 1.0 | 1.00 | 10.0 | 950 |" in table
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc (Linux)")
