@@ -75,6 +75,7 @@ def test_rounds_are_summarized_by_medians_and_each_rounds_own_ratio():
     assert full["peak_rss_mb"] == 950.0  # the highest peak: memory is a bound, not a mean
     assert summary["baseline"]["ratio"] == 1.0
     assert summary["add_one_digest"]["of_full_build"] == 0.1
+    assert "of_full_build" not in summary["full_build"]  # no share of itself
     table = markdown(summary, len(rounds))
     assert "median of 3" in table
     assert "| full build (Dagster graph) | 12.00 | 10.00-20.00 | 1.0 | 10.00 |  | 950 |" in table
