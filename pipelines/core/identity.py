@@ -378,7 +378,13 @@ def _index_of_candidates(
     if pairs.height == 0:
         return index
     in_pairs = _pair_sentences(pairs).group_by("sentence").agg(n=pl.len())
-    titles = known.select("paper_id", "title_key").unique()
+    # Narrowed to the new pairs' titles before made distinct: distinct over every known
+    # entry first took 0.07 s of 0.11 s adding a digest to 1,000.
+    titles = (
+        known.select("paper_id", "title_key")
+        .join(pairs.select("title_key").unique(), on="title_key", how="semi")
+        .unique()
+    )
     holders = (
         latest.select("paper_id", sentence="sentences")
         .explode("sentence")
@@ -395,7 +401,7 @@ def _index_of_candidates(
     candidates = (
         pl.concat(
             [
-                titles.join(pairs.select("title_key"), on="title_key", how="semi")["paper_id"],
+                titles["paper_id"],
                 holders.join(common, on="sentence", how="anti")["paper_id"],
             ]
         )
