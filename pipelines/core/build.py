@@ -240,13 +240,20 @@ def _build(
 
     rejected: list[pl.DataFrame] = []
     tables = {}
-    for name, frame, model in (
-        ("digests", digests, DigestSchema),
-        ("appearances", appearances, AppearanceSchema),
-        ("papers", papers, PaperSchema),
-        ("related_papers", related, RelatedPaperSchema),
+    # Rows kept as the previous release published them passed their schema then: only
+    # the rows this build made are checked (and the kept ones for their unique keys).
+    for name, frame, model, passed in (
+        ("digests", digests, DigestSchema, None),
+        ("appearances", appearances, AppearanceSchema, None),
+        ("papers", papers, PaperSchema, pl.col("paper_id").is_in(kept_ids.implode())),
+        (
+            "related_papers",
+            related,
+            RelatedPaperSchema,
+            pl.col("paper_id").is_in(update.kept_lists.implode()),
+        ),
     ):
-        checked = validate(frame, model)
+        checked = validate(frame, model, passed)
         tables[name] = checked.valid
         if checked.n_failed:
             rejected.append(_schema_rejects(name, frame, checked.failures, appearances, digests))

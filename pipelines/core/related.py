@@ -18,7 +18,7 @@ never fail a build."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import polars as pl
@@ -383,6 +383,8 @@ class RelatedUpdate:
     new_counts: WordCounts  # of the papers this build counted
     paper_ids: pl.Series  # the papers, in the order `counted` numbers them
     counted: pl.DataFrame  # (doc, word, tf) of every paper, kept or counted
+    # The papers whose lists are the previous release's rows as they are.
+    kept_lists: pl.Series = field(default_factory=lambda: pl.Series("paper_id", [], pl.String))
 
     def counts(self) -> WordCounts:
         """The word counts of every paper."""
@@ -426,15 +428,16 @@ def update_related(
         fresh = fresh.with_columns(doc=todo.gather(fresh["doc"]))  # rows of `papers`
         counted = pl.concat([kept, fresh.cast(kept.schema)], how="vertical")
 
-    def result(related: pl.DataFrame) -> RelatedUpdate:
-        return RelatedUpdate(related, vocabulary, WordCounts.of(ids, fresh), ids, counted)
+    def result(related: pl.DataFrame, kept_lists: pl.Series | None = None) -> RelatedUpdate:
+        update = RelatedUpdate(related, vocabulary, WordCounts.of(ids, fresh), ids, counted)
+        return update if kept_lists is None else replace(update, kept_lists=kept_lists)
 
     if vocabulary is None or not vocabulary.is_current_for(papers.height) or papers.height < 2:
         vocabulary = vocabulary_of(papers, counted)
         return result(_related(papers, k, vocabulary, counted))
     gone = previous_papers.join(papers, on="paper_id", how="anti")["paper_id"]
     if changed.is_empty() and gone.is_empty():
-        return result(previous_related)
+        return result(previous_related, previous_related["paper_id"].unique())
     vectors = tfidf_vectors(papers, vocabulary, counted)
     if vectors.nnz == 0:
         return result(empty_frame(RelatedPaperSchema))
@@ -463,14 +466,13 @@ def update_related(
         .select("row", "col", "score")
     )
     merged = _top(pl.concat([listed, offers], how="vertical"), k)
+    kept = lists.filter(~pl.col("paper_id").is_in(offered.implode()))
     return result(
         pl.concat(
-            [
-                lists.filter(~pl.col("paper_id").is_in(offered.implode())),
-                _as_table(pl.concat([recomputed, merged], how="vertical"), ids),
-            ],
+            [kept, _as_table(pl.concat([recomputed, merged], how="vertical"), ids)],
             how="vertical",
-        ).sort("paper_id", "rank")
+        ).sort("paper_id", "rank"),
+        kept["paper_id"].unique(),
     )
 
 

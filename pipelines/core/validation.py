@@ -28,11 +28,53 @@ class Validated:
 _NO_FAILURES = pl.DataFrame(schema={"row": pl.UInt32, "checks": pl.String})
 
 
-def validate(frame: pl.DataFrame, model: type[pa.DataFrameModel]) -> Validated:
+def validate(
+    frame: pl.DataFrame, model: type[pa.DataFrameModel], passed: pl.Expr | None = None
+) -> Validated:
     """Validate every row; rows that fail a check are split off, never silently dropped.
+
+    `passed` (a boolean expression over the frame) marks rows known to pass already: rows a release
+    published as they are, which passed this model then. They are not checked again but
+    for their unique keys, so only the rows a build made are, and the work follows what is
+    new: adding a digest to 10,000 checks 66 papers, not 541,273.
 
     Raises SchemaContractError when the failure is about the frame as a whole (a missing
     column, a wrong dtype), because no row of it can then be trusted."""
+    if passed is not None and frame.height:
+        return _validate_unpassed(frame, model, frame.select(passed).to_series())
+    return _validate(frame, model)
+
+
+def _validate_unpassed(
+    frame: pl.DataFrame, model: type[pa.DataFrameModel], passed: pl.Series
+) -> Validated:
+    """validate() of the rows not `passed`, and of the passed rows sharing a unique key
+    with one of them: uniqueness is a check across rows."""
+    rows = frame.with_row_index("__row")
+    checked = ~passed
+    for key in _unique_keys(model):
+        shared = rows.filter(checked).select(key)
+        sharing = rows.select("__row", *key).join(shared, on=key, how="semi")["__row"]
+        checked = checked | rows["__row"].is_in(sharing.implode())
+    subset = rows.filter(checked)
+    result = _validate(subset.drop("__row"), model)
+    if not result.n_failed:
+        return Validated(frame, _NO_FAILURES)
+    failures = result.failures.with_columns(row=subset["__row"].gather(result.failures["row"]))
+    valid = rows.filter(~pl.col("__row").is_in(failures["row"].implode())).drop("__row")
+    return Validated(valid, failures)
+
+
+def _unique_keys(model: type[pa.DataFrameModel]) -> list[list[str]]:
+    """The column sets whose values must be unique across rows."""
+    schema = model.to_schema()
+    keys = [[name] for name, column in schema.columns.items() if column.unique]
+    if schema.unique:
+        keys.append(list(schema.unique))
+    return keys
+
+
+def _validate(frame: pl.DataFrame, model: type[pa.DataFrameModel]) -> Validated:
     try:
         model.validate(frame, lazy=True)
     except pandera.errors.SchemaErrors as errors:

@@ -167,11 +167,20 @@ def test_an_update_equals_a_full_computation_with_the_same_vocabulary(
         "q000000000000001",
         "q000000000000000",
     ]
+    # Exactly the lists kept as they were are reported kept (their rows need no checking).
+    previous = related_papers(before, 2, vocabulary=vocabulary)
+    kept = set(update.kept_lists)
+    assert {"q000000000000000", "q000000000000001"} <= kept
+    assert not kept & {"p000000000000000", "p00000000000000b", "p" * 16}
+    for paper_id in kept:
+        rows = pl.col("paper_id") == paper_id
+        assert updated.filter(rows).equals(previous.filter(rows))
 
 
 def test_an_unchanged_set_of_papers_keeps_its_related_papers():
     update, _ = _updated(papers(), papers().reverse())
     assert update.related.equals(related_papers(papers(), 2))
+    assert set(update.kept_lists) == set(papers()["paper_id"])
 
 
 @pytest.mark.parametrize("block_pairs", [5_000_000, 50])
