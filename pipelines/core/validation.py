@@ -33,10 +33,10 @@ def validate(
 ) -> Validated:
     """Validate every row; rows that fail a check are split off, never silently dropped.
 
-    `passed` (a boolean expression over the frame) marks rows known to pass already: rows a release
-    published as they are, which passed this model then. They are not checked again but
-    for their unique keys, so only the rows a build made are, and the work follows what is
-    new: adding a digest to 10,000 checks 66 papers, not 541,273.
+    `passed` (a boolean expression over the frame) marks rows known to pass already: rows
+    a release published as they are, which passed this model then. They are not checked
+    again but for their unique keys, so only the rows a build made are, and the work
+    follows what is new rather than the whole table.
 
     Raises SchemaContractError when the failure is about the frame as a whole (a missing
     column, a wrong dtype), because no row of it can then be trusted."""
