@@ -18,7 +18,7 @@ never fail a build."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
@@ -383,8 +383,7 @@ class RelatedUpdate:
     new_counts: WordCounts  # of the papers this build counted
     paper_ids: pl.Series  # the papers, in the order `counted` numbers them
     counted: pl.DataFrame  # (doc, word, tf) of every paper, kept or counted
-    # The papers whose lists are the previous release's rows as they are.
-    kept_lists: pl.Series = field(default_factory=lambda: pl.Series("paper_id", [], pl.String))
+    kept_lists: pl.Series  # the papers whose lists are the previous release's rows as they are
 
     def counts(self) -> WordCounts:
         """The word counts of every paper."""
@@ -429,8 +428,10 @@ def update_related(
         counted = pl.concat([kept, fresh.cast(kept.schema)], how="vertical")
 
     def result(related: pl.DataFrame, kept_lists: pl.Series | None = None) -> RelatedUpdate:
-        update = RelatedUpdate(related, vocabulary, WordCounts.of(ids, fresh), ids, counted)
-        return update if kept_lists is None else replace(update, kept_lists=kept_lists)
+        kept_lists = ids.clear() if kept_lists is None else kept_lists  # none kept
+        return RelatedUpdate(
+            related, vocabulary, WordCounts.of(ids, fresh), ids, counted, kept_lists
+        )
 
     if vocabulary is None or not vocabulary.is_current_for(papers.height) or papers.height < 2:
         vocabulary = vocabulary_of(papers, counted)

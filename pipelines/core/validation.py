@@ -61,8 +61,7 @@ def _validate_unpassed(
     if not result.n_failed:
         return Validated(frame, _NO_FAILURES)
     failures = result.failures.with_columns(row=subset["__row"].gather(result.failures["row"]))
-    valid = rows.filter(~pl.col("__row").is_in(failures["row"].implode())).drop("__row")
-    return Validated(valid, failures)
+    return Validated(_without_rows(frame, failures["row"]), failures)
 
 
 def _unique_keys(model: type[pa.DataFrameModel]) -> list[list[str]]:
@@ -97,10 +96,12 @@ def _validate(frame: pl.DataFrame, model: type[pa.DataFrameModel]) -> Validated:
             .agg(checks=pl.col("check").unique().sort().str.join(", "))
             .sort("row")
         )
-        valid = (
-            frame.with_row_index("__row")
-            .filter(~pl.col("__row").is_in(failures["row"].implode()))
-            .drop("__row")
-        )
-        return Validated(valid, failures)
+        return Validated(_without_rows(frame, failures["row"]), failures)
     return Validated(frame, _NO_FAILURES)
+
+
+def _without_rows(frame: pl.DataFrame, rows: pl.Series) -> pl.DataFrame:
+    """`frame` without the rows numbered in `rows`."""
+    return (
+        frame.with_row_index("__row").filter(~pl.col("__row").is_in(rows.implode())).drop("__row")
+    )
