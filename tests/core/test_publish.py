@@ -172,6 +172,36 @@ def test_papers_are_rewritten_from_the_earliest_first_seen_a_release_changes(tmp
     assert titles == {"Paper 1", "Paper 2 revised", "Paper 3", "Paper 4", "Paper 5"}
 
 
+def test_a_whole_papers_table_keeps_its_latest_days_in_files_of_their_own(tmp_path):
+    paths = WarehousePaths(tmp_path / "warehouse")
+
+    def staged(label: str, title: str) -> StagedDigest:
+        text = digest_text(label, [(title, abstract_for(title))])
+        return stage_digest(parse_digest(text.encode(), f"{title}.txt", T0))
+
+    def files_by_title(row: dict) -> dict[str, set[str]]:
+        table = paths.delta("papers", row["papers_version"])
+        return {file: set(pl.read_parquet(file)["title"]) for file in paths.data_files(table)}
+
+    paths.staging.write([staged("Jan 5", "Old paper"), staged("Mar 1", "Recent paper")])
+    tables = build_from_staging(paths.staging, previous_build(paths))
+    first = publish_release(paths, tables)
+    # Two commits, of which the release records the second: the older papers, then the
+    # papers of the latest days appended in a file of their own.
+    assert first["papers_version"] == paths.delta("papers").version() == 1
+    assert sorted(map(sorted, files_by_title(first).values())) == [["Old paper"], ["Recent paper"]]
+    published = read_release_table(paths, first, "papers")
+    assert published.sort("paper_id").equals(tables["papers"].sort("paper_id"))
+    # The next day is written from its own cut, which falls among the recent files only.
+    paths.staging.write([staged("Mar 2", "Next paper")])
+    second = publish_release(paths, build_from_staging(paths.staging, previous_build(paths)))
+    before, after = files_by_title(first), files_by_title(second)
+    old_file = next(f for f, titles in before.items() if titles == {"Old paper"})
+    assert old_file in after and after[old_file] == {"Old paper"}
+    titles = set(read_release_table(paths, second, "papers")["title"])
+    assert titles == {"Old paper", "Recent paper", "Next paper"}
+
+
 def _race_to_create(paths: WarehousePaths) -> tuple[dict[str, int], list[str]]:
     """Two runs overwrite (create) the digests table at once: the versions they wrote,
     and the runs whose commit failed."""
