@@ -40,3 +40,24 @@ def test_any_change_of_value_type_or_row_changes_the_hash():
 def test_rows_with_equal_keys_hash_the_same_in_any_order():
     key = ["id"]  # "a" twice
     assert table_hash(frame(), key) == table_hash(frame().reverse(), key)
+
+
+def test_a_frame_is_hashed_once_while_it_lives_and_its_hash_goes_with_it(monkeypatch):
+    from pipelines.core import hashing
+
+    hashed = []
+    compute = hashing._table_hash
+    monkeypatch.setattr(
+        hashing, "_table_hash", lambda f, key: hashed.append(f.height) or compute(f, key)
+    )
+    key = ["id", "rank"]
+    table = frame()
+    first = table_hash(table, key)
+    assert table_hash(table, key) == first and hashed == [4]
+    # Another key is hashed again.
+    table_hash(table, ["text"])
+    assert hashed == [4, 4]
+    del table
+    # A new frame is hashed for itself, even if it is given the old one's id.
+    assert table_hash(frame().head(3), key) != first and hashed == [4, 4, 3]
+    assert table_hash(frame(), key) == first and hashed == [4, 4, 3, 4]
