@@ -35,12 +35,18 @@ SHA256 = r"^[0-9a-f]{64}$"
 PAPER_ID = r"^p[0-9a-f]{15}$"
 
 
-class _Strict:
-    strict = True  # no column that the contract does not name
-    coerce = False
+class _StrictModel(pa.DataFrameModel):
+    """A table's model: no column that the contract does not name, no coercion.
+
+    A base model, not a Config mixin: Pandera reads a model's Config from the models it
+    derives from, but not from the classes its Config derives from."""
+
+    class Config:
+        strict = True
+        coerce = False
 
 
-class EntrySchema(pa.DataFrameModel):
+class EntrySchema(_StrictModel):
     """A title/abstract pair parsed from one digest file, before deduplication."""
 
     digest_id: str = pa.Field(str_matches=SHA256, description="sha256 of the digest file's bytes")
@@ -56,11 +62,11 @@ class EntrySchema(pa.DataFrameModel):
     def abstract_follows_title(cls, data) -> pl.LazyFrame:
         return data.lazyframe.select(pl.col("abstract_line") > pl.col("title_line"))
 
-    class Config(_Strict):
+    class Config:
         unique = ["digest_id", "position"]
 
 
-class DigestSchema(pa.DataFrameModel):
+class DigestSchema(_StrictModel):
     """One row per distinct digest file that landed (identical bytes count once)."""
 
     digest_id: str = pa.Field(
@@ -116,11 +122,8 @@ class DigestSchema(pa.DataFrameModel):
             == pl.col("n_header_lines") + 2 * pl.col("n_valid") + pl.col("n_quarantined_lines")
         )
 
-    class Config(_Strict):
-        pass
 
-
-class AppearanceSchema(pa.DataFrameModel):
+class AppearanceSchema(_StrictModel):
     """One row per paper per digest date: where and how a paper appeared."""
 
     digest_date: pl.Date = pa.Field(description="Date of the digest")
@@ -140,11 +143,11 @@ class AppearanceSchema(pa.DataFrameModel):
     def span_ordered(cls, data) -> pl.LazyFrame:
         return data.lazyframe.select(pl.col("line_end") >= pl.col("line_start"))
 
-    class Config(_Strict):
+    class Config:
         unique = ["digest_date", "paper_id"]
 
 
-class PaperSchema(pa.DataFrameModel):
+class PaperSchema(_StrictModel):
     """One row per distinct paper across all ingested digests."""
 
     paper_id: str = pa.Field(
@@ -215,11 +218,8 @@ class PaperSchema(pa.DataFrameModel):
     def seen_in_order(cls, data) -> pl.LazyFrame:
         return data.lazyframe.select(pl.col("first_seen") <= pl.col("last_seen"))
 
-    class Config(_Strict):
-        pass
 
-
-class QuarantineSchema(pa.DataFrameModel):
+class QuarantineSchema(_StrictModel):
     """One row per rejected file, record or published row, with the rejected text itself."""
 
     source_path: str = pa.Field(description="File the text came from, relative to landing")
@@ -235,11 +235,8 @@ class QuarantineSchema(pa.DataFrameModel):
     message: str = pa.Field(str_length={"min_value": 1}, description="What is wrong, for a person")
     raw_text: str = pa.Field(description="The rejected text, exactly: nothing is lost")
 
-    class Config(_Strict):
-        pass
 
-
-class RelatedPaperSchema(pa.DataFrameModel):
+class RelatedPaperSchema(_StrictModel):
     """Each paper's nearest neighbours by TF-IDF similarity of title and abstract."""
 
     paper_id: str = pa.Field(description="The paper")
@@ -253,7 +250,7 @@ class RelatedPaperSchema(pa.DataFrameModel):
     def not_itself(cls, data) -> pl.LazyFrame:
         return data.lazyframe.select(pl.col("paper_id") != pl.col("related_id"))
 
-    class Config(_Strict):
+    class Config:
         unique = ["paper_id", "rank"]
 
 
@@ -262,7 +259,7 @@ PUBLISHED_TABLES = ("digests", "appearances", "papers", "quarantine", "related_p
 ALL_TABLES = (*PUBLISHED_TABLES, "paper_changes", "releases")
 
 
-class PaperChangeSchema(pa.DataFrameModel):
+class PaperChangeSchema(_StrictModel):
     """The changelog: one row per paper added, updated or removed by a release."""
 
     release: pl.Int64 = pa.Field(ge=1, description="Release that made the change")
@@ -273,11 +270,11 @@ class PaperChangeSchema(pa.DataFrameModel):
         nullable=True, description="For updates: the columns whose value changed, comma-separated"
     )
 
-    class Config(_Strict):
+    class Config:
         unique = ["release", "paper_id"]
 
 
-class ReleaseSchema(pa.DataFrameModel):
+class ReleaseSchema(_StrictModel):
     """One row per published release of the dataset."""
 
     release: pl.Int64 = pa.Field(ge=1, unique=True, description="Release number: 1, 2, ...")
@@ -307,9 +304,6 @@ class ReleaseSchema(pa.DataFrameModel):
     papers_added: pl.Int64 = pa.Field(ge=0, description="Papers new since the previous release")
     papers_updated: pl.Int64 = pa.Field(ge=0, description="Papers whose row changed")
     papers_removed: pl.Int64 = pa.Field(ge=0, description="Papers gone since the previous release")
-
-    class Config(_Strict):
-        pass
 
 
 TABLE_SCHEMAS: dict[str, type[pa.DataFrameModel]] = {

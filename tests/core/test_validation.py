@@ -2,7 +2,7 @@ import polars as pl
 import pytest
 
 from pipelines.core.validation import SchemaContractError, validate
-from schemas.tables import RelatedPaperSchema, empty_frame
+from schemas.tables import TABLE_SCHEMAS, EntrySchema, RelatedPaperSchema, empty_frame
 
 
 def related(rows):
@@ -40,3 +40,10 @@ def test_a_frame_whose_rows_all_passed_still_has_its_columns_checked():
     frame = related([GOOD]).drop("score")
     with pytest.raises(SchemaContractError):
         validate(frame, RelatedPaperSchema, pl.lit(True))
+
+
+@pytest.mark.parametrize("model", [*TABLE_SCHEMAS.values(), EntrySchema])
+def test_every_model_refuses_a_column_the_contract_does_not_name(model):
+    frame = empty_frame(model).with_columns(unnamed=pl.lit(1))
+    with pytest.raises(SchemaContractError, match="unnamed"):
+        validate(frame, model)
