@@ -32,6 +32,7 @@ from pipelines.core.faults import fault_point
 from pipelines.core.hashing import table_hash
 from pipelines.core.parsing import PARSER_VERSION
 from pipelines.core.related import Vocabulary
+from pipelines.core.validation import validate
 from pipelines.core.warehouse import WarehousePaths
 from schemas.tables import (
     PUBLISHED_TABLES,
@@ -238,7 +239,8 @@ def _attempt(
         paths.delta("paper_changes").version() if paths.is_table("paper_changes") else 0
     )
     release = pl.DataFrame([row], schema=empty_frame(ReleaseSchema).schema)
-    ReleaseSchema.validate(release)
+    if (checked := validate(release, ReleaseSchema)).n_failed:  # a bug, not bad input
+        raise ValueError(f"the release row failed {checked.failures['checks'][0]}")
     fault_point("before_release_row")
     # The commit point: on top of the snapshot, or fail if another run got there first
     # (with no snapshot: create the table, or fail if another run created it meanwhile).

@@ -1,7 +1,16 @@
+import datetime as dt
+
+import pandera.errors
 import polars as pl
 import pytest
 
-from pipelines.core.validation import SchemaContractError, validate
+from pipelines.core.build import Previous, build_tables
+from pipelines.core.parsing import parse_digest
+from pipelines.core.publish import publish_release, read_table
+from pipelines.core.staging import StagingArea, stage_digests
+from pipelines.core.synthetic import generate_digests
+from pipelines.core.validation import SchemaContractError, _screen, validate
+from pipelines.core.warehouse import WarehousePaths
 from schemas.tables import TABLE_SCHEMAS, EntrySchema, RelatedPaperSchema, empty_frame
 
 
@@ -47,3 +56,93 @@ def test_every_model_refuses_a_column_the_contract_does_not_name(model):
     frame = empty_frame(model).with_columns(unnamed=pl.lit(1))
     with pytest.raises(SchemaContractError, match="unnamed"):
         validate(frame, model)
+
+
+# The screen: Pandera's checks in one query, Pandera itself only when something fails.
+
+
+def _pandera_passes(frame: pl.DataFrame, model) -> bool:
+    try:
+        model.validate(frame, lazy=True)
+    except pandera.errors.SchemaErrors:
+        return False
+    return True
+
+
+@pytest.fixture(scope="module")
+def valid_tables(tmp_path_factory) -> dict[str, pl.DataFrame]:
+    """Every table as the pipeline makes it, from synthetic digests and one damaged
+    digest (for quarantine rows), published once for releases and paper_changes."""
+    landed = dt.datetime(2025, 6, 1, tzinfo=dt.UTC)
+    texts = [text.encode() for _, text in generate_digests(4, seed=3, entries_per_digest=12)]
+    texts.append(b"Subscribe\n\nMar 30\n\nA title whose abstract never came\n")
+    staged = stage_digests(
+        [parse_digest(data, f"d{i}.txt", landed) for i, data in enumerate(texts)]
+    )
+    tables = build_tables(
+        *(pl.concat([getattr(s, kind) for s in staged]) for kind in StagingArea.FILES),
+        Previous.nothing(),
+    )
+    paths = WarehousePaths(tmp_path_factory.mktemp("screen") / "warehouse")
+    publish_release(paths, tables)
+    return {
+        **tables,
+        "entries": pl.concat([s.entries for s in staged]),
+        "releases": read_table(paths, "releases"),
+        "paper_changes": read_table(paths, "paper_changes"),
+    }
+
+
+MODELS = {**TABLE_SCHEMAS, "entries": EntrySchema}
+
+
+def _bad_values(dtype: pl.DataType) -> list:
+    """Values that break some column's checks, by dtype."""
+    if dtype == pl.String:
+        return ["", "x"]
+    if dtype.is_integer():
+        return [0, -1, 11]
+    if dtype.is_float():
+        return [0.0, 7.0, float("nan")]
+    if dtype == pl.Date:
+        return [dt.date(1900, 1, 1), dt.date(2100, 1, 1)]
+    if dtype == pl.List(pl.String):
+        return [[], ["zzz"]]
+    if isinstance(dtype, pl.List):
+        return [[{"url": "https://example.org", "kind": "bogus"}]]
+    return []
+
+
+def _mutations(frame: pl.DataFrame):
+    """(what, frame) pairs: each one cell changed, a row repeated, a column too many,
+    missing or of another dtype."""
+    first = pl.int_range(pl.len()) == 0
+    for name, dtype in frame.schema.items():
+        for value in [None, *_bad_values(dtype)]:
+            changed = pl.when(first).then(pl.lit(value, dtype)).otherwise(pl.col(name))
+            yield f"{name}={value!r}", frame.with_columns(changed.alias(name))
+    yield "a repeated row", pl.concat([frame, frame.head(1)])
+    yield "an unnamed column", frame.with_columns(unnamed=pl.lit(1))
+    yield "a missing column", frame.drop(frame.columns[-1])
+    yield (
+        "a column of another dtype",
+        frame.with_columns(pl.col(frame.columns[0]).cast(pl.String).cast(pl.Categorical)),
+    )
+
+
+@pytest.mark.parametrize("table", sorted(MODELS))
+def test_the_screen_passes_what_pandera_passes_and_nothing_else(valid_tables, table):
+    model, frame = MODELS[table], valid_tables[table]
+    assert frame.height > 0, f"the fixture made no {table} rows to mutate"
+    assert _screen(model)(frame), f"valid {table} must pass the screen, or it saves nothing"
+    for what, mutated in _mutations(frame):
+        assert _screen(model)(mutated) == _pandera_passes(mutated, model), what
+
+
+def test_failures_found_past_the_screen_are_pandera_s(valid_tables):
+    frame = valid_tables["related_papers"].with_columns(
+        score=pl.when(pl.int_range(pl.len()) == 1).then(7.0).otherwise(pl.col("score"))
+    )
+    checked = validate(frame, RelatedPaperSchema)
+    assert checked.failures.rows() == [(1, "score:less_than_or_equal_to(1.0001)")]
+    assert checked.valid.height == frame.height - 1
