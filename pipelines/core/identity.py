@@ -137,11 +137,16 @@ class SentenceCache:
     ) -> pl.DataFrame:
         """(paper_id, abstract_hash, sentences) of `latest` (paper_id, abstract): cached,
         found in `hashed` (abstract_hash, sentences), or hashed now."""
-        keyed = latest.select("paper_id", "abstract", abstract_hash=pl.col("abstract").hash(0))
+        keyed = latest.select("paper_id", abstract_hash=pl.col("abstract").hash(0)).with_row_index(
+            "row"
+        )
         # Joined on the paper too: the cache holds a row per paper, so it needs no
         # deduplicating by hash, which copied every list (541,222 papers: 0.36 s, not 0.49).
+        # The abstracts are not joined, only gathered for the rows the cache misses: adding
+        # a digest to 10,000, the join took 0.66-0.97 s with them, 0.34-0.42 s without.
         found = keyed.join(self.frame, on=["paper_id", "abstract_hash"], how="left")
         missing = found.filter(pl.col("sentences").is_null()).drop("sentences")
+        missing = missing.with_columns(abstract=latest["abstract"].gather(missing["row"]))
         if hashed is not None:
             hashed = hashed.select("abstract_hash", "sentences").unique("abstract_hash")
             missing = missing.join(hashed, on="abstract_hash", how="left")
@@ -150,12 +155,14 @@ class SentenceCache:
         unhashed = pl.col("sentences").is_null()
         return pl.concat(
             [
-                found.filter(~unhashed),
-                missing.filter(~unhashed),
-                missing.filter(unhashed).with_columns(sentences=_sentences_expr("abstract")),
+                found.filter(~unhashed).select(self.COLUMNS),
+                missing.filter(~unhashed).select(self.COLUMNS),
+                missing.filter(unhashed).select(
+                    "paper_id", "abstract_hash", sentences=_sentences_expr("abstract")
+                ),
             ],
             how="vertical",
-        ).select(self.COLUMNS)
+        )
 
 
 def assign_paper_ids(
