@@ -57,6 +57,17 @@ class EntrySchema(_StrictModel):
     abstract: str = pa.Field(str_length={"min_value": 1}, description="Abstract as written")
     title_line: pl.Int32 = pa.Field(ge=1, description="Line number of the title in the file")
     abstract_line: pl.Int32 = pa.Field(ge=1, description="Line number of the abstract")
+    title_key: str = pa.Field(
+        description="Folded title used for matching (see papers.title_key), computed when "
+        "the entry is staged"
+    )
+    abstract_hash: pl.UInt64 = pa.Field(
+        description="64-bit hash of the abstract as written, computed when the entry is "
+        "staged: the key under which its sentence hashes are kept"
+    )
+    keys_version: pl.Int16 = pa.Field(
+        ge=1, description="Version of the rules that computed title_key and abstract_hash"
+    )
 
     @pa.dataframe_check
     def abstract_follows_title(cls, data) -> pl.LazyFrame:

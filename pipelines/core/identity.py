@@ -34,6 +34,35 @@ SAME_ABSTRACT_MIN_CHARS = 200
 MAX_PAPERS_PER_SENTENCE = 16
 # The order in which entries are matched, and in which assign_paper_ids returns them.
 ENTRY_ORDER = ["digest_date", "position", "digest_id"]
+# An entry's matching keys are computed once, when it is staged, not by every build for
+# every entry of the history. Bump with any change to what entry_keys computes: entries
+# staged under another version have their keys computed again when read.
+ENTRY_KEYS_VERSION = 1
+
+
+def entry_keys() -> dict[str, pl.Expr]:
+    """The matching keys of entries (title, abstract): EntrySchema's title_key,
+    abstract_hash and keys_version."""
+    return {
+        "title_key": title_key_expr("title"),
+        "abstract_hash": pl.col("abstract").hash(0),
+        "keys_version": pl.lit(ENTRY_KEYS_VERSION, pl.Int16),
+    }
+
+
+def with_entry_keys(entries: pl.DataFrame) -> pl.DataFrame:
+    """`entries` with their matching keys: those kept under ENTRY_KEYS_VERSION as they
+    are, the others (none kept, or kept by another version) computed now."""
+    if "keys_version" not in entries.columns:
+        return entries.with_columns(**entry_keys())
+    stale = (entries["keys_version"] != ENTRY_KEYS_VERSION).fill_null(True)
+    if not stale.any():
+        return entries
+    rows = stale.arg_true()
+    fresh = entries[rows].select(**entry_keys())
+    return entries.with_columns(
+        entries[name].cast(fresh[name].dtype).scatter(rows, fresh[name]) for name in fresh.columns
+    )
 
 
 def mint_paper_id(title_key: str, abstract_key: str) -> str:
@@ -135,11 +164,12 @@ class SentenceCache:
     def sentences_of(
         self, latest: pl.DataFrame, hashed: pl.DataFrame | None = None
     ) -> pl.DataFrame:
-        """(paper_id, abstract_hash, sentences) of `latest` (paper_id, abstract): cached,
-        found in `hashed` (abstract_hash, sentences), or hashed now."""
-        keyed = latest.select("paper_id", abstract_hash=pl.col("abstract").hash(0)).with_row_index(
-            "row"
-        )
+        """(paper_id, abstract_hash, sentences) of `latest` (paper_id, abstract and its
+        entry's abstract_hash, computed when not given): cached, found in `hashed`
+        (abstract_hash, sentences), or hashed now."""
+        if "abstract_hash" not in latest.columns:
+            latest = latest.with_columns(abstract_hash=entry_keys()["abstract_hash"])
+        keyed = latest.select("paper_id", "abstract_hash").with_row_index("row")
         # Joined on the paper too: the cache holds a row per paper, so it needs no
         # deduplicating by hash, which copied every list (541,222 papers: 0.36 s, not 0.49).
         # The abstracts are not joined, only gathered for the rows the cache misses: adding
@@ -182,7 +212,7 @@ def assign_paper_ids(
     abstract.
     """
     cache = sentence_cache or SentenceCache()
-    entries = entries.sort(ENTRY_ORDER).with_columns(title_key=title_key_expr("title"))
+    entries = with_entry_keys(entries.sort(ENTRY_ORDER))
     columns = ["digest_id", "position", "title", "paper_id", "match_reason"]
     if published is not None and published.height:
         published = published.select(c for c in columns if c in published.columns)
@@ -214,7 +244,9 @@ def assign_paper_ids(
     )
     known = entries.filter(pl.col("paper_id").is_not_null())
     # The sentences of each known paper's latest abstract: cached, or hashed now.
-    known_latest = cache.sentences_of(known.group_by("paper_id").agg(pl.col("abstract").last()))
+    known_latest = cache.sentences_of(
+        known.group_by("paper_id").agg(pl.col("abstract", "abstract_hash").last())
+    )
     index = _index_of_candidates(known, known_latest, pairs)
     alone = _alone(pairs, index)
     first_abstract = new["abstract"].gather(pairs["row"].list.first())
@@ -262,8 +294,8 @@ def assign_paper_ids(
             cache.sentences_of(
                 entries.filter(pl.col("paper_id").is_in(joined))
                 .group_by("paper_id")
-                .agg(pl.col("abstract").last()),
-                new.select(abstract_hash=pl.col("abstract").hash(0), sentences="sentences"),
+                .agg(pl.col("abstract", "abstract_hash").last()),
+                new.select("abstract_hash", "sentences"),
             ),
         ],
         how="vertical",

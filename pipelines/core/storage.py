@@ -148,12 +148,17 @@ class Storage:
         )
 
     def read_parquet(
-        self, relatives: list[str], columns: list[str] | None = None, file_column: str | None = None
+        self,
+        relatives: list[str],
+        columns: list[str] | None = None,
+        file_column: str | None = None,
+        schema: dict[str, pl.DataType] | None = None,
     ) -> pl.DataFrame:
         """The files' rows in one frame; `file_column` names a column that holds each row's
-        file (its full URI)."""
+        file (its full URI). With a `schema`, a file lacking some of its columns gives
+        nulls in them."""
         return read_parquet_uris(
-            [self.uri(r) for r in relatives], self.options, columns, file_column
+            [self.uri(r) for r in relatives], self.options, columns, file_column, schema
         )
 
     def duckdb_filesystem(self) -> ArrowFSWrapper | None:
@@ -167,6 +172,7 @@ def read_parquet_uris(
     options: dict[str, str],
     columns: list[str] | None = None,
     file_column: str | None = None,
+    schema: dict[str, pl.DataType] | None = None,
 ) -> pl.DataFrame:
     remote = bool(uris) and is_remote(uris[0])
     if columns and file_column:
@@ -176,4 +182,6 @@ def read_parquet_uris(
         columns=columns,
         storage_options=options if remote else None,
         include_file_paths=file_column,
+        schema=schema,
+        missing_columns="raise" if schema is None else "insert",
     )

@@ -5,6 +5,8 @@ import datetime as dt
 import polars as pl
 import pytest
 
+from pipelines.core import identity
+from pipelines.core.identity import ENTRY_KEYS_VERSION, assign_paper_ids, entry_keys
 from pipelines.core.parsing import parse_digest
 from pipelines.core.staging import StagedDigest, StagingArea, stage_digests
 from pipelines.core.storage import Storage
@@ -224,3 +226,64 @@ def test_sentence_hashes_kept_in_one_file_by_an_earlier_version_are_read_and_mer
     staging.save_sentences(_sentences("a", "b"), staging.sentences())
     assert not staging.storage.exists(legacy)
     assert staging.sentences().sort("paper_id").equals(_sentences("a", "b"))
+
+
+KEYS = list(entry_keys())  # title_key, abstract_hash, keys_version
+
+
+def test_entries_are_staged_with_their_matching_keys(staging):
+    staging.write(_digests(2))
+    entries = staging.read("entries")
+    assert entries["keys_version"].to_list() == [ENTRY_KEYS_VERSION] * 2
+    assert entries["title_key"].to_list() == ["paperofday1", "paperofday2"]
+    assert entries.select(KEYS).equals(entries.select(**entry_keys()))
+
+
+def test_entries_staged_without_keys_or_under_another_version_have_them_computed(
+    staging, monkeypatch
+):
+    old, other, current = _digests(1), _digests(1, first_day=2), _digests(1, first_day=3)
+    # A pack staged before the keys were kept: written without their columns.
+    staging._write_pack(
+        {n: pl.concat([getattr(d, n) for d in old]) for n in StagingArea.FILES}
+        | {"entries": old[0].entries.drop(KEYS)}
+    )
+    # A pack staged under another version of the keys, when the title key was the title.
+    with monkeypatch.context() as patched:
+        patched.setattr(identity, "ENTRY_KEYS_VERSION", ENTRY_KEYS_VERSION + 1)
+        patched.setattr(identity, "title_key_expr", lambda column: pl.col(column))
+        other = _digests(1, first_day=2)
+    assert other[0].entries["title_key"].to_list() == ["Paper of day 2"]
+    staging.write(other)
+    staging.write(current)
+    entries = staging.read("entries").sort("digest_date")
+    assert len(staging._packs()) == 3
+    assert entries["title_key"].to_list() == ["paperofday1", "paperofday2", "paperofday3"]
+    assert entries.select(KEYS).equals(entries.select(**entry_keys()))
+    # Merged with the small packs, the keys are kept as computed.
+    StagingArea.MAX_SMALL_PACKS, max_small = 1, StagingArea.MAX_SMALL_PACKS
+    try:
+        assert staging.compact() == 3
+    finally:
+        StagingArea.MAX_SMALL_PACKS = max_small
+    [merged] = staging._packs()
+    kept = staging.storage.read_parquet([f"staging/{merged}/entries.parquet"]).sort("digest_date")
+    assert kept.select(KEYS).equals(entries.select(KEYS))
+
+
+def test_staged_keys_match_as_keys_computed_at_matching_would(staging):
+    again = [  # the same papers in April
+        parse_digest(
+            digest_text(
+                f"Apr {day}", [(f"Paper of day {day}", abstract_for(f"day{day}"))]
+            ).encode(),
+            f"2025-04-{day:02d}.txt",
+            T0,
+        )
+        for day in (1, 2)
+    ]
+    entries = pl.concat([d.entries for d in _digests(3) + stage_digests(again)])
+    with_keys = assign_paper_ids(entries).drop(KEYS)
+    without = assign_paper_ids(entries.drop(KEYS)).drop(KEYS)
+    assert with_keys.equals(without)
+    assert with_keys["paper_id"].n_unique() == 3

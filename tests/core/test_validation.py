@@ -101,7 +101,7 @@ def _bad_values(dtype: pl.DataType) -> list:
     if dtype == pl.String:
         return ["", "x"]
     if dtype.is_integer():
-        return [0, -1, 11]
+        return [0, 11] if dtype.is_unsigned_integer() else [0, -1, 11]
     if dtype.is_float():
         return [0.0, 7.0, float("nan")]
     if dtype == pl.Date:
