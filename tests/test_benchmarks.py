@@ -100,3 +100,55 @@ def test_a_phase_reports_its_own_peak_not_its_parents():
     )
     assert 0 < float(child.stdout) < 200
     del held
+
+
+@pytest.mark.slow
+def test_paired_runs_smoke(tmp_path):
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "paired.py"),
+            "--before",
+            str(ROOT),
+            "--digests",
+            "2",
+            "--pairs",
+            "1",
+            "--json",
+            "--workdir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    figures = json.loads(result.stdout)
+    [pair] = figures["pairs"]
+    for side in ("before", "after"):
+        # Each side added the digest to its own release 1, on a copy: both made release 2.
+        assert (pair[side]["published"], pair[side]["release"]) == (True, 2)
+        assert pair[side]["seconds"] > 0 and pair[side]["peak_rss_mb"] > 0
+    assert pair["before"]["papers"] == pair["after"]["papers"]
+    assert figures["before"]["won"] + figures["after"]["won"] == 1
+    assert not (tmp_path / "add").exists()  # the copies go once added to
+
+
+def test_paired_runs_are_summarized_by_medians_and_pairs_won():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from paired import summarize
+
+    def run(seconds: float) -> dict:
+        return {"seconds": seconds, "cpu_seconds": seconds * 2, "peak_rss_mb": 100 * seconds}
+
+    pairs = [
+        {"before": run(2.0), "after": run(1.5)},
+        {"before": run(1.0), "after": run(1.2)},  # a quiet moment for the old side
+        {"before": run(3.0), "after": run(2.5)},
+    ]
+    summary = summarize(pairs)
+    assert summary["before"]["seconds"] == 2.0 and summary["after"]["seconds"] == 1.5
+    assert (summary["before"]["seconds_min"], summary["before"]["seconds_max"]) == (1.0, 3.0)
+    assert (summary["before"]["won"], summary["after"]["won"]) == (1, 2)
+    assert summary["after"]["cpu_seconds"] == 3.0
+    assert (summary["after"]["rss_min"], summary["after"]["rss_max"]) == (120.0, 250.0)
