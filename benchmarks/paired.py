@@ -25,8 +25,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from run import land_corpus  # the runner beside this file
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 SIDES = ("before", "after")
 
 
@@ -132,16 +133,9 @@ def main() -> None:
     if args.pairs < 1 or args.digests < 1:
         parser.error("--digests and --pairs take a number of at least 1")
 
-    from pipelines.core.synthetic import generate_digests
-
     work = args.workdir or Path(tempfile.mkdtemp(prefix="papers-paired-"))
     landing = work / "landing"
-    shutil.rmtree(landing, ignore_errors=True)
-    landing.mkdir(parents=True)
-    *corpus, next_digest = generate_digests(args.digests + 1, seed=args.seed)
-    for name, text in corpus:
-        (landing / name).write_text(text, encoding="utf-8")
-    del corpus
+    next_digest = land_corpus(landing, args.digests, args.seed)
 
     built = {}
     for side, checkout in checkouts.items():

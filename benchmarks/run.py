@@ -160,6 +160,20 @@ def run_round(landing: Path, work: Path, next_digest: tuple[str, str]) -> dict:
     return figures
 
 
+def land_corpus(landing: Path, n_digests: int, seed: int) -> tuple[str, str]:
+    """Generate `n_digests` digests into an empty `landing` and return the next day's
+    (file name, text), new and repeated papers, to land after a full build. One pass of
+    the generator, so the next digest follows the corpus."""
+    from pipelines.core.synthetic import generate_digests
+
+    shutil.rmtree(landing, ignore_errors=True)
+    landing.mkdir(parents=True)
+    *corpus, next_digest = generate_digests(n_digests + 1, seed=seed)
+    for name, text in corpus:
+        (landing / name).write_text(text, encoding="utf-8")
+    return next_digest
+
+
 def summarize(rounds: list[dict]) -> dict:
     """Per phase: the median seconds and CPU seconds over the rounds, their range, the
     median of each round's ratio to its own baseline (and, for the runs after the full
@@ -228,18 +242,9 @@ def main() -> None:
     if args.repeat < 1 or args.digests < 1:
         parser.error("--digests and --repeat take a number of at least 1")
 
-    from pipelines.core.synthetic import generate_digests
-
     work = args.workdir or Path(tempfile.mkdtemp(prefix="papers-bench-"))
     landing = work / "landing"
-    shutil.rmtree(landing, ignore_errors=True)
-    # One pass of the generator: every digest but the last lands now; the last one (the
-    # next day: new and repeated papers) lands after each full build.
-    landing.mkdir(parents=True)
-    *corpus, next_digest = generate_digests(args.digests + 1, seed=args.seed)
-    for name, text in corpus:
-        (landing / name).write_text(text, encoding="utf-8")
-    del corpus
+    next_digest = land_corpus(landing, args.digests, args.seed)
     corpus_mb = sum(p.stat().st_size for p in landing.iterdir()) / 2**20
 
     rounds = [run_round(landing, work, next_digest) for _ in range(args.repeat)]

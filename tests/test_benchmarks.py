@@ -10,26 +10,21 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.slow
-def test_benchmark_runner_smoke(tmp_path):
+def _run(script: str, *args: str) -> dict:
+    """The figures a benchmark script prints with --json."""
     result = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "run.py"),
-            "--digests",
-            "3",
-            "--repeat",
-            "2",
-            "--json",
-            "--workdir",
-            str(tmp_path),
-        ],
+        [sys.executable, str(ROOT / "benchmarks" / script), *args, "--json"],
         capture_output=True,
         text=True,
         timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    figures = json.loads(result.stdout)
+    return json.loads(result.stdout)
+
+
+@pytest.mark.slow
+def test_benchmark_runner_smoke(tmp_path):
+    figures = _run("run.py", "--digests", "3", "--repeat", "2", "--workdir", str(tmp_path))
     assert figures["baseline"]["rows"] > 100
     assert (figures["full_build"]["published"], figures["full_build"]["release"]) == (True, 1)
     assert (figures["add_one_digest"]["published"], figures["add_one_digest"]["release"]) == (
@@ -104,26 +99,8 @@ def test_a_phase_reports_its_own_peak_not_its_parents():
 
 @pytest.mark.slow
 def test_paired_runs_smoke(tmp_path):
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "paired.py"),
-            "--before",
-            str(ROOT),
-            "--digests",
-            "2",
-            "--pairs",
-            "1",
-            "--json",
-            "--workdir",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    figures = json.loads(result.stdout)
+    args = ["--before", str(ROOT), "--digests", "2", "--pairs", "1", "--workdir", str(tmp_path)]
+    figures = _run("paired.py", *args)
     [pair] = figures["pairs"]
     for side in ("before", "after"):
         # Each side added the digest to its own release 1, on a copy: both made release 2.
