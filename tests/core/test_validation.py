@@ -1,6 +1,7 @@
 import datetime as dt
 
 import pandera.errors
+import pandera.polars
 import polars as pl
 import pytest
 
@@ -146,3 +147,19 @@ def test_failures_found_past_the_screen_are_pandera_s(valid_tables):
     checked = validate(frame, RelatedPaperSchema)
     assert checked.failures.rows() == [(1, "score:less_than_or_equal_to(1.0001)")]
     assert checked.valid.height == frame.height - 1
+
+
+def test_a_check_that_raises_is_reported_as_pandera_reports_it_not_raised_by_the_screen():
+    class Model(pandera.polars.DataFrameModel):
+        value: int = pandera.polars.Field()
+
+        @pandera.polars.check("value")
+        def breaks(cls, data) -> pl.LazyFrame:
+            raise RuntimeError("a check with a bug")
+
+        class Config:
+            strict = True
+
+    # Pandera reports a check that raises as failing the whole frame: a contract error.
+    with pytest.raises(SchemaContractError, match="breaks"):
+        validate(pl.DataFrame({"value": [1, 2]}), Model)
