@@ -25,7 +25,7 @@ from deltalake.exceptions import CommitFailedError, DeltaError
 
 from pipelines.core.build import Previous
 from pipelines.core.card import write_card
-from pipelines.core.catalog import write_catalog
+from pipelines.core.catalog import extend_catalog
 from pipelines.core.diff import count_changes, diff_papers
 from pipelines.core.enrich import sharing_abstracts
 from pipelines.core.faults import fault_point
@@ -139,9 +139,10 @@ def previous_build(paths: WarehousePaths, release: dict | None = None) -> Previo
 
 
 def refresh_catalog(paths: WarehousePaths) -> list[int]:
-    """Rewrite the catalog for the published releases; returns the time-travel releases."""
+    """Rewrite the catalog for the published releases (from the one it shows when that is
+    the release before the latest, see extend_catalog); returns the time-travel releases."""
     published = releases(paths)
-    return write_catalog(paths, published.rows(named=True)) if published.height else []
+    return extend_catalog(paths, published.rows(named=True)) if published.height else []
 
 
 def publish_release(

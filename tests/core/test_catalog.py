@@ -1,0 +1,79 @@
+"""The DuckDB catalog: extended release by release, it is the catalog written afresh."""
+
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from pipelines.core import catalog
+from pipelines.core.catalog import catalog_info, write_catalog
+from pipelines.core.publish import publish_release, releases
+from pipelines.core.warehouse import WarehousePaths
+from tests.core.test_publish import tables_for
+
+
+def _contents(path) -> dict:
+    """Every schema, table and view of a catalog file, with each view's SQL, and its
+    record of itself."""
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        views = con.execute(
+            "SELECT schema_name, view_name, sql FROM duckdb_views() WHERE NOT internal ORDER BY ALL"
+        ).fetchall()
+        tables = con.execute(
+            "SELECT schema_name, table_name FROM duckdb_tables() ORDER BY ALL"
+        ).fetchall()
+        files = con.execute("SELECT * FROM catalog_files ORDER BY ALL").fetchall()
+    finally:
+        con.close()
+    return {"views": views, "tables": tables, "files": files, "info": catalog_info(path)}
+
+
+def _written_afresh(paths: WarehousePaths, tmp_path) -> dict:
+    fresh = WarehousePaths(paths.root, catalog_file=str(tmp_path / "fresh.duckdb"))
+    write_catalog(fresh, releases(paths).rows(named=True))
+    return _contents(fresh.catalog)
+
+
+@pytest.fixture
+def few_releases_kept(monkeypatch):
+    monkeypatch.setattr(catalog, "CATALOG_RELEASES", 3)
+
+
+def test_a_catalog_extended_release_by_release_is_the_catalog_written_afresh(
+    tmp_path, few_releases_kept, monkeypatch
+):
+    paths = WarehousePaths(tmp_path / "warehouse")
+    written = []
+    monkeypatch.setattr(catalog, "write_catalog", lambda *a: written.append(1) or write_catalog(*a))
+    for day in range(1, 6):  # past CATALOG_RELEASES: the oldest schemas go
+        publish_release(paths, tables_for(*range(1, day + 1)))
+        assert _contents(paths.catalog) == _written_afresh(paths, tmp_path)
+    assert written == [1]  # written afresh for the first release only
+    assert catalog_info(paths.catalog)["time_travel_releases"] == [3, 4, 5]
+    con = duckdb.connect(str(paths.catalog), read_only=True)
+    try:
+        assert con.execute("SELECT count(*) FROM r4.papers").fetchone() == (4,)
+        assert con.execute("SELECT max(release) FROM r4.releases").fetchone() == (4,)
+        assert con.execute("SELECT count(*) FROM main.paper_changes").fetchone() == (5,)
+    finally:
+        con.close()
+
+
+def test_a_release_whose_files_are_gone_leaves_the_catalog_written_afresh(
+    tmp_path, few_releases_kept
+):
+    paths = WarehousePaths(tmp_path / "warehouse")
+    for day in range(1, 4):
+        publish_release(paths, tables_for(*range(1, day + 1)))
+    # A file only release 2 reads (digests are written whole each release) deleted behind
+    # the catalog's back, as by a vacuum cut short.
+    con = duckdb.connect(str(paths.catalog), read_only=True)
+    [(gone,)] = con.execute(
+        "SELECT file FROM catalog_files WHERE release = 2 AND file LIKE '%/digests/%'"
+    ).fetchall()
+    con.close()
+    Path(gone).unlink()
+    publish_release(paths, tables_for(1, 2, 3, 4))
+    assert catalog_info(paths.catalog)["time_travel_releases"] == [3, 4]
+    assert _contents(paths.catalog) == _written_afresh(paths, tmp_path)
