@@ -131,12 +131,13 @@ def write_catalog(paths: WarehousePaths, releases: list[dict]) -> list[int]:
     sources = ReleaseSources(paths)
     # Oldest first, so that each table's log is read forward once (see ReleaseSources).
     kept = [r for r in releases[-CATALOG_RELEASES:] if sources.complete(r)]
+    numbers = [int(r["release"]) for r in kept]
     with _swapped_in(paths, start_from=None) as con:
         con.execute("CREATE TABLE catalog_files (release BIGINT, file VARCHAR)")
-        _set_latest(con, paths, sources.for_release(latest), int(latest["release"]))
+        _set_latest(con, paths, sources.for_release(latest), int(latest["release"]), numbers)
         for release in kept:
             _add_release(con, sources.for_release(release), int(release["release"]))
-    return [int(r["release"]) for r in kept]
+    return numbers
 
 
 def extend_catalog(paths: WarehousePaths, releases: list[dict]) -> list[int]:
@@ -162,14 +163,13 @@ def extend_catalog(paths: WarehousePaths, releases: list[dict]) -> list[int]:
         or not sources.complete(latest)  # its logs' files are every release's
     ):
         return write_catalog(paths, releases)
+    added, kept = sources.for_release(latest), [*before, int(latest["release"])]
     with _swapped_in(paths, start_from=paths.catalog) as con:
         for number in set(shown) - set(before):
             con.execute(f"DROP SCHEMA {sql_identifier(release_schema(number))} CASCADE")
             con.execute("DELETE FROM catalog_files WHERE release = ?", [number])
-        _set_latest(con, paths, sources.for_release(latest), int(latest["release"]))
-        _add_release(con, sources.for_release(latest), int(latest["release"]))
-        kept = [*before, int(latest["release"])]
-        con.execute("UPDATE catalog_info SET time_travel_releases = ?", [kept])
+        _set_latest(con, paths, added, int(latest["release"]), kept)
+        _add_release(con, added, int(latest["release"]))
     return kept
 
 
@@ -214,13 +214,16 @@ def _swapped_in(paths: WarehousePaths, start_from: Path | None):
     os.replace(tmp, target)
 
 
-def _set_latest(con, paths: WarehousePaths, sources: dict, number: int) -> None:
-    """Schema `main` shows release `number`, and catalog_info says so."""
+def _set_latest(
+    con, paths: WarehousePaths, sources: dict, number: int, time_travel: list[int]
+) -> None:
+    """Schema `main` shows release `number`, and catalog_info says so and which releases
+    have a schema of their own."""
     create_views(con, sources)
     con.execute(
         "CREATE OR REPLACE TABLE catalog_info AS SELECT ?::BIGINT AS release, "
         "?::VARCHAR AS warehouse, ?::BIGINT[] AS time_travel_releases",
-        [number, str(paths.root), []],
+        [number, str(paths.root), time_travel],
     )
 
 
@@ -232,10 +235,6 @@ def _add_release(con, sources: dict, number: int) -> None:
     files = sorted({f for files, _, _ in tables for f in files})
     if files:
         con.executemany("INSERT INTO catalog_files VALUES (?, ?)", [(number, f) for f in files])
-    con.execute(
-        "UPDATE catalog_info SET time_travel_releases = list_append(time_travel_releases, ?)",
-        [number],
-    )
 
 
 def connect(
