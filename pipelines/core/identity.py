@@ -165,10 +165,8 @@ class SentenceCache:
         self, latest: pl.DataFrame, hashed: pl.DataFrame | None = None
     ) -> pl.DataFrame:
         """(paper_id, abstract_hash, sentences) of `latest` (paper_id, abstract and its
-        entry's abstract_hash, computed when not given): cached, found in `hashed`
-        (abstract_hash, sentences), or hashed now."""
-        if "abstract_hash" not in latest.columns:
-            latest = latest.with_columns(abstract_hash=entry_keys()["abstract_hash"])
+        entry's abstract_hash): cached, found in `hashed` (abstract_hash, sentences), or
+        hashed now."""
         keyed = latest.select("paper_id", "abstract_hash").with_row_index("row")
         # Joined on the paper too: the cache holds a row per paper, so it needs no
         # deduplicating by hash, which copied every list (541,222 papers: 0.36 s, not 0.49).
