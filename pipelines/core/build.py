@@ -14,7 +14,12 @@ from pipelines.core.enrich import (
     reusable,
 )
 from pipelines.core.hashing import table_hash
-from pipelines.core.identity import SentenceCache, assign_paper_ids
+from pipelines.core.identity import (
+    AbstractLoader,
+    SentenceCache,
+    assign_paper_ids,
+    fill_abstracts,
+)
 from pipelines.core.parsing import PARSER_VERSION
 from pipelines.core.related import RelatedUpdate, Vocabulary, WordCounts, update_related
 from pipelines.core.validation import validate
@@ -127,11 +132,11 @@ ALONGSIDE_MAX_PAPERS = 200_000
 
 
 def build_papers(
-    entries: pl.DataFrame, previous: Previous
+    entries: pl.DataFrame, previous: Previous, load: AbstractLoader | None = None
 ) -> tuple[pl.DataFrame, pl.DataFrame, RelatedUpdate, SentenceCache, pl.Series]:
     """(appearances, papers, related papers with what they were computed from, the
     papers' sentence hashes, the ids of the papers kept as published) from the valid
-    entries of ingested digests."""
+    entries of ingested digests (those with a null abstract: loaded by `load` if needed)."""
     sentences = SentenceCache(previous.sentences)
     if entries.height == 0:
         nothing = empty_frame(PaperSchema)
@@ -143,7 +148,7 @@ def build_papers(
             nothing["paper_id"],
         )
     # In date, position order.
-    matched = assign_paper_ids(entries, previous.appearances, sentences)
+    matched = assign_paper_ids(entries, previous.appearances, sentences, load)
     # A paper listed twice in one digest appears once, at its first position.
     appearances = (
         matched.unique(["digest_date", "paper_id"], keep="first", maintain_order=True)
@@ -173,9 +178,14 @@ def build_papers(
             first_seen=pl.col("digest_date").min(),
             last_seen=pl.col("digest_date").max(),
             n_appearances=pl.col("digest_date").n_unique().cast(pl.Int32),
+            _latest=pl.struct("digest_id", "position").last(),
         )
         .sort("paper_id")
     )
+    if papers["abstract_raw"].null_count():  # not loaded: its latest entry's abstract
+        latest = papers.select(pl.col("_latest").struct.unnest(), abstract="abstract_raw")
+        papers = papers.with_columns(abstract_raw=fill_abstracts(latest, load)["abstract"])
+    papers = papers.drop("_latest")
     # A paper that keeps its enrichment has the title and abstract it had: related papers
     # need compare only the others.
     reuse = reusable(papers, previous.papers)
@@ -230,12 +240,14 @@ def _build(
     staged_entries: pl.DataFrame,
     staged_quarantine: pl.DataFrame,
     previous: Previous,
+    load: AbstractLoader | None = None,
 ) -> tuple[dict[str, pl.DataFrame], Kept]:
-    """build_tables, and what the build keeps for the next one."""
+    """build_tables, and what the build keeps for the next one (the entries' abstracts
+    that are null loaded by `load` where needed)."""
     digests = digest_statuses(staged_digests)
     ingested = digests.filter(pl.col("status") == "ingested")["digest_id"]
     entries = staged_entries.filter(pl.col("digest_id").is_in(ingested.implode()))
-    appearances, papers, update, sentences, kept_ids = build_papers(entries, previous)
+    appearances, papers, update, sentences, kept_ids = build_papers(entries, previous, load)
     related = update.related
 
     rejected: list[pl.DataFrame] = []
@@ -272,8 +284,12 @@ def build_from_staging(staging, previous: Previous) -> dict[str, pl.DataFrame]:
     related_papers were computed from and the papers' sentence hashes, for the next build;
     the papers' diff against the previous release, for the release that publishes them.
     The small packs of staged digests are merged once there are many."""
+    if previous.release is None:  # every paper is made: every abstract is needed
+        entries, load = staging.read("entries"), None
+    else:
+        entries, load = staging.entries_without_abstracts()
     tables, kept = _build(
-        staging.read("digest"), staging.read("entries"), staging.read("quarantine"), previous
+        staging.read("digest"), entries, staging.read("quarantine"), previous, load
     )
     if previous.release is not None:  # publishing diffs against it: done here, in memory
         # Papers kept as published are the same rows: only the others can differ.

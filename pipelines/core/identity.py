@@ -13,6 +13,7 @@ two indexes (folded title, abstract sentences) rather than against every paper.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -50,16 +51,42 @@ def entry_keys() -> dict[str, pl.Expr]:
     }
 
 
-def with_entry_keys(entries: pl.DataFrame) -> pl.DataFrame:
+# (digest_id, position, abstract) of the given entries (digest_id, position). Entries may be
+# given with their abstracts null, and a loader for those the work needs: adding a digest
+# needs the abstracts of the papers it touches, not the history's.
+AbstractLoader = Callable[[pl.DataFrame], pl.DataFrame]
+
+
+def fill_abstracts(rows: pl.DataFrame, load: AbstractLoader | None) -> pl.DataFrame:
+    """`rows` (entries: digest_id, position, abstract) with the abstracts that are null
+    loaded. A valid entry's abstract is never null: null is not loaded."""
+    if rows["abstract"].null_count() == 0:
+        return rows
+    missing = rows.filter(pl.col("abstract").is_null()).select("digest_id", "position")
+    if load is None:
+        raise ValueError(f"{missing.height} entries lack their abstract and none can be loaded")
+    missing = missing.unique()
+    loaded = load(missing).select("digest_id", "position", _loaded="abstract")
+    if loaded.height != missing.height:  # staging lost them: a build must not go on
+        raise ValueError(f"{missing.height - loaded.height} entries' abstracts were not found")
+    return (
+        rows.join(loaded, on=["digest_id", "position"], how="left", maintain_order="left")
+        .with_columns(abstract=pl.coalesce("abstract", "_loaded"))
+        .drop("_loaded")
+    )
+
+
+def with_entry_keys(entries: pl.DataFrame, load: AbstractLoader | None = None) -> pl.DataFrame:
     """`entries` with their matching keys: those kept under ENTRY_KEYS_VERSION as they
-    are, the others (none kept, or kept by another version) computed now."""
+    are, the others (none kept, or kept by another version) computed now, from their
+    abstracts (loaded by `load` where null)."""
     if "keys_version" not in entries.columns:
-        return entries.with_columns(**entry_keys())
+        return fill_abstracts(entries, load).with_columns(**entry_keys())
     stale = (entries["keys_version"] != ENTRY_KEYS_VERSION).fill_null(True)
     if not stale.any():
         return entries
     rows = stale.arg_true()
-    fresh = entries[rows].select(**entry_keys())
+    fresh = fill_abstracts(entries[rows], load).select("abstract", **entry_keys())
     return entries.with_columns(
         entries[name].cast(fresh[name].dtype).scatter(rows, fresh[name]) for name in fresh.columns
     )
@@ -162,11 +189,14 @@ class SentenceCache:
         self.frame = frame.select(self.COLUMNS) if frame is not None else empty
 
     def sentences_of(
-        self, latest: pl.DataFrame, hashed: pl.DataFrame | None = None
+        self,
+        latest: pl.DataFrame,
+        hashed: pl.DataFrame | None = None,
+        load: AbstractLoader | None = None,
     ) -> pl.DataFrame:
         """(paper_id, abstract_hash, sentences) of `latest` (paper_id, abstract and its
-        entry's abstract_hash): cached, found in `hashed` (abstract_hash, sentences), or
-        hashed now."""
+        entry's abstract_hash, digest_id and position): cached, found in `hashed`
+        (abstract_hash, sentences), or hashed now (abstracts not given loaded by `load`)."""
         keyed = latest.select("paper_id", "abstract_hash").with_row_index("row")
         # Joined on the paper too: the cache holds a row per paper, so it needs no
         # deduplicating by hash, which copied every list (541,222 papers: 0.36 s, not 0.49).
@@ -174,7 +204,8 @@ class SentenceCache:
         # a digest to 10,000, the join took 0.66-0.97 s with them, 0.34-0.42 s without.
         found = keyed.join(self.frame, on=["paper_id", "abstract_hash"], how="left")
         missing = found.filter(pl.col("sentences").is_null()).drop("sentences")
-        missing = missing.with_columns(abstract=latest["abstract"].gather(missing["row"]))
+        carried = [c for c in ("abstract", "digest_id", "position") if c in latest.columns]
+        missing = missing.hstack(latest.select(pl.col(carried).gather(missing["row"])))
         if hashed is not None:
             hashed = hashed.select("abstract_hash", "sentences").unique("abstract_hash")
             missing = missing.join(hashed, on="abstract_hash", how="left")
@@ -185,7 +216,7 @@ class SentenceCache:
             [
                 found.filter(~unhashed).select(self.COLUMNS),
                 missing.filter(~unhashed).select(self.COLUMNS),
-                missing.filter(unhashed).select(
+                fill_abstracts(missing.filter(unhashed), load).select(
                     "paper_id", "abstract_hash", sentences=_sentences_expr("abstract")
                 ),
             ],
@@ -197,6 +228,7 @@ def assign_paper_ids(
     entries: pl.DataFrame,
     published: pl.DataFrame | None = None,
     sentence_cache: SentenceCache | None = None,
+    load: AbstractLoader | None = None,
 ) -> pl.DataFrame:
     """Add `paper_id`, `title_key` and `match_reason` to entries, in ENTRY_ORDER.
 
@@ -207,10 +239,12 @@ def assign_paper_ids(
     known papers that could be theirs: those found through the two indexes, computed in
     Polars, so the Python work follows what is new rather than everything published.
     `sentence_cache` is used and left holding the sentences of every paper's latest
-    abstract.
+    abstract. Abstracts given null are loaded by `load` where needed: those of the
+    entries matched, of papers an entry joined and of cached sentences missed. The
+    entries are returned with the abstracts loaded for the unmatched ones.
     """
     cache = sentence_cache or SentenceCache()
-    entries = with_entry_keys(entries.sort(ENTRY_ORDER))
+    entries = with_entry_keys(entries.sort(ENTRY_ORDER), load)
     columns = ["digest_id", "position", "title", "paper_id", "match_reason"]
     if published is not None and published.height:
         published = published.select(c for c in columns if c in published.columns)
@@ -224,6 +258,14 @@ def assign_paper_ids(
         entries = entries.with_columns(paper_id=pl.lit(None, pl.String))
     if "_published_reason" not in entries.columns:
         entries = entries.with_columns(_published_reason=pl.lit(None, pl.String))
+    if entries["abstract"].null_count():
+        unpublished = entries["paper_id"].is_null()
+        entries = entries.with_columns(
+            abstract=entries["abstract"].scatter(
+                unpublished.arg_true(),
+                fill_abstracts(entries.filter(unpublished), load)["abstract"],
+            )
+        )
 
     # The abstract's matching key is held as a fingerprint: the keys of every new entry
     # are as big as the abstracts (1 GB for the 644,705 entries of 10,000 digests, at the
@@ -242,10 +284,9 @@ def assign_paper_ids(
     )
     known = entries.filter(pl.col("paper_id").is_not_null())
     # The sentences of each known paper's latest abstract: cached, or hashed now.
-    known_latest = cache.sentences_of(
-        known.group_by("paper_id").agg(pl.col("abstract", "abstract_hash").last())
-    )
-    index = _index_of_candidates(known, known_latest, pairs)
+    latest = pl.col("abstract", "abstract_hash", "digest_id", "position").last()
+    known_latest = cache.sentences_of(known.group_by("paper_id").agg(latest), load=load)
+    index = _index_of_candidates(known, known_latest, pairs, load)
     alone = _alone(pairs, index)
     first_abstract = new["abstract"].gather(pairs["row"].list.first())
     may_match = (~alone).arg_true()
@@ -290,10 +331,9 @@ def assign_paper_ids(
         [
             known_latest.filter(~pl.col("paper_id").is_in(joined)),
             cache.sentences_of(
-                entries.filter(pl.col("paper_id").is_in(joined))
-                .group_by("paper_id")
-                .agg(pl.col("abstract", "abstract_hash").last()),
+                entries.filter(pl.col("paper_id").is_in(joined)).group_by("paper_id").agg(latest),
                 new.select("abstract_hash", "sentences"),
+                load,
             ),
         ],
         how="vertical",
@@ -312,7 +352,7 @@ def assign_paper_ids(
     keyed = pl.concat(
         [
             rows.filter(pl.col("abstract_key").is_not_null()),
-            rows.filter(pl.col("abstract_key").is_null()).with_columns(
+            fill_abstracts(rows.filter(pl.col("abstract_key").is_null()), load).with_columns(
                 abstract_key=_fingerprint(abstract_key_expr("abstract"))
             ),
         ]
@@ -404,7 +444,10 @@ def _alone(pairs: pl.DataFrame, index: PaperIndex) -> pl.Series:
 
 
 def _index_of_candidates(
-    known: pl.DataFrame, latest: pl.DataFrame, pairs: pl.DataFrame
+    known: pl.DataFrame,
+    latest: pl.DataFrame,
+    pairs: pl.DataFrame,
+    load: AbstractLoader | None = None,
 ) -> PaperIndex:
     """A PaperIndex of the known papers that could be one of the new pairs: those that
     went by one of their folded titles, or share a sentence with one of their abstracts
@@ -445,7 +488,7 @@ def _index_of_candidates(
         .unique()
         .implode()
     )
-    rows = known.filter(pl.col("paper_id").is_in(candidates)).select(
+    rows = fill_abstracts(known.filter(pl.col("paper_id").is_in(candidates)), load).select(
         "paper_id",
         "title_key",
         abstract_key=abstract_key_expr("abstract"),

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from pipelines.core.identity import entry_keys, with_entry_keys
+from pipelines.core.identity import AbstractLoader, entry_keys, with_entry_keys
 from pipelines.core.parsing import PARSER_VERSION, ParsedDigest
 from pipelines.core.related import WordCounts
 from pipelines.core.storage import Storage
@@ -222,10 +222,7 @@ class StagingArea:
                     if columns is None or column in columns
                 }
             frame = self.storage.read_parquet(files, columns, file_column="pack", schema=schema)
-            # .../staging/<folder>/<id>/<name>.parquet -> <folder>/<id>
-            return frame.with_columns(
-                pl.col("pack").str.split("/").list.slice(-3, 2).list.join("/")
-            )
+            return frame.with_columns(_pack_of(pl.col("pack")))
 
         frame = read(name, columns)
         if name == "entries" and {"title", "abstract", "keys_version"} <= set(frame.columns):
@@ -264,6 +261,54 @@ class StagingArea:
     def read(self, name: str) -> pl.DataFrame:
         """All staged rows of one kind (digest, entries or quarantine)."""
         return self._read(name).drop("pack")
+
+    def entries_without_abstracts(self) -> tuple[pl.DataFrame, AbstractLoader]:
+        """Every staged entry with its abstract null, and what loads the abstracts of given
+        entries. A build adding a digest needs the abstracts of the few papers it touches:
+        at 10,000 digests, every entry's abstract is 1.1 GB."""
+        columns = empty_frame(EntrySchema).columns
+        entries = self._read("entries", [c for c in columns if c != "abstract"]).drop("pack")
+        # Entries staged with other keys get theirs computed where matched, from their
+        # abstracts (see identity.with_entry_keys).
+        return entries.with_columns(abstract=pl.lit(None, pl.String)).select(columns), (
+            self._abstracts_of
+        )
+
+    def _abstracts_of(self, entries: pl.DataFrame) -> pl.DataFrame:
+        """(digest_id, position, abstract) of staged `entries` (digest_id, position), each
+        digest's read from the first pack holding it, as `read` does."""
+        for attempt in range(self._READ_ATTEMPTS):  # a merge by another run may move them
+            try:
+                return self._abstracts_in_packs(entries)
+            except FileNotFoundError:
+                if attempt == self._READ_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _abstracts_in_packs(self, entries: pl.DataFrame) -> pl.DataFrame:
+        wanted = entries.select("digest_id", "position").unique()
+        ids = wanted["digest_id"].unique().implode()
+        packs = self._packs()
+        first = (
+            self._rows("digest", packs, ["digest_id"])
+            .filter(pl.col("digest_id").is_in(ids))
+            .sort("pack")
+            .unique("digest_id", keep="first")
+        )
+        files = [self._file(pack, "entries") for pack in first["pack"].unique().sort()]
+        if not files:
+            return wanted.with_columns(abstract=pl.lit(None, pl.String)).head(0)
+        found = self.storage.read_parquet(
+            files,
+            ["digest_id", "position", "abstract"],
+            file_column="pack",
+            where=pl.col("digest_id").is_in(ids),
+        ).with_columns(_pack_of(pl.col("pack")))
+        return (
+            found.join(first, on=["digest_id", "pack"], how="semi")
+            .join(wanted, on=["digest_id", "position"], how="semi")
+            .drop("pack")
+        )
 
     def write(self, staged: list[StagedDigest]) -> list[str]:
         """Store the digests not staged yet as one pack; returns their ids. Two runs
@@ -468,6 +513,12 @@ class StagingArea:
         if frame is not None and len(pieces) > 1 and frame.select(key).is_duplicated().any():
             frame = frame.unique(key, keep="first", maintain_order=True)
         return frame
+
+
+def _pack_of(uri: pl.Expr) -> pl.Expr:
+    """A pack's name from one of its files' URIs:
+    .../staging/<folder>/<id>/<name>.parquet -> <folder>/<id>."""
+    return uri.str.split("/").list.slice(-3, 2).list.join("/")
 
 
 def _piece_files(piece: str) -> tuple[str, ...]:

@@ -153,12 +153,13 @@ class Storage:
         columns: list[str] | None = None,
         file_column: str | None = None,
         schema: dict[str, pl.DataType] | None = None,
+        where: pl.Expr | None = None,
     ) -> pl.DataFrame:
-        """The files' rows in one frame; `file_column` names a column that holds each row's
-        file (its full URI). With a `schema`, a file lacking some of its columns gives
-        nulls in them."""
+        """The files' rows in one frame (those matching `where`, when given); `file_column`
+        names a column that holds each row's file (its full URI). With a `schema`, a file
+        lacking some of its columns gives nulls in them."""
         return read_parquet_uris(
-            [self.uri(r) for r in relatives], self.options, columns, file_column, schema
+            [self.uri(r) for r in relatives], self.options, columns, file_column, schema, where
         )
 
     def duckdb_filesystem(self) -> ArrowFSWrapper | None:
@@ -173,15 +174,20 @@ def read_parquet_uris(
     columns: list[str] | None = None,
     file_column: str | None = None,
     schema: dict[str, pl.DataType] | None = None,
+    where: pl.Expr | None = None,
 ) -> pl.DataFrame:
     remote = bool(uris) and is_remote(uris[0])
     if columns and file_column:
         columns = [*columns, file_column]  # else Polars leaves it out
-    return pl.read_parquet(
+    scan = pl.scan_parquet(
         uris,
-        columns=columns,
         storage_options=options if remote else None,
         include_file_paths=file_column,
         schema=schema,
         missing_columns="raise" if schema is None else "insert",
+        extra_columns="raise" if schema is None else "ignore",  # `schema` may name a few
     )
+    # The filter before the columns: only the matching rows of the other columns are decoded.
+    if where is not None:
+        scan = scan.filter(where)
+    return scan.select(columns or pl.all()).collect()

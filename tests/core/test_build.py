@@ -4,7 +4,7 @@ import polars as pl
 
 from pipelines.core.build import Previous, build_tables, digest_statuses
 from pipelines.core.parsing import PARSER_VERSION, parse_digest
-from pipelines.core.staging import stage_digest
+from pipelines.core.staging import StagingArea, stage_digest
 from tests.conftest import abstract_for, digest_text
 
 T0 = dt.datetime(2025, 6, 1, tzinfo=dt.UTC)
@@ -173,3 +173,45 @@ def test_related_papers_alongside_the_keyphrases_or_after_them_are_the_same(monk
     assert alongside["related_papers"].height > 0
     for name in ("papers", "related_papers", "appearances"):
         assert alongside[name].equals(after[name])
+
+
+def test_a_build_given_entries_without_abstracts_loads_those_it_needs_and_builds_the_same():
+    from pipelines.core.build import _build
+
+    a = staged(
+        "a.txt", "Mar 14", [("Kept", abstract_for("kept")), ("Again", abstract_for("again"))], T0
+    )
+    b = staged("b.txt", "Mar 15", [("Other", abstract_for("other"))], T0)
+    c = staged(
+        "c.txt", "Mar 16", [("Again", abstract_for("again")), ("New", abstract_for("new"))], T0
+    )
+
+    def staged_rows(*staged_digests):
+        return [pl.concat([getattr(d, n) for d in staged_digests]) for n in StagingArea.FILES]
+
+    published, kept = _build(*staged_rows(a, b), Previous.nothing())
+    previous = Previous(
+        published["appearances"],
+        published["papers"],
+        sentences=kept.sentences.frame,  # else every paper's abstract is hashed again
+        release=1,
+        parser_version=PARSER_VERSION,
+    )
+    digests, entries, quarantine = staged_rows(a, b, c)
+    expected = build_tables(digests, entries, quarantine, previous)
+    asked: list[pl.DataFrame] = []
+
+    def load(keys: pl.DataFrame) -> pl.DataFrame:
+        asked.append(keys)
+        return entries.join(keys, on=["digest_id", "position"], how="semi").select(
+            "digest_id", "position", "abstract"
+        )
+
+    unloaded = entries.with_columns(abstract=pl.lit(None, pl.String))
+    tables, _ = _build(digests, unloaded, quarantine, previous, load)
+    for name, frame in expected.items():
+        assert tables[name].equals(frame), name
+    # The papers made again are the new digest's: its entries and Again's earlier one.
+    loaded = pl.concat(asked).join(entries, on=["digest_id", "position"])
+    assert sorted(set(loaded["title"])) == ["Again", "New"]
+    assert set(loaded["digest_id"]) == {a.digest_id, c.digest_id}

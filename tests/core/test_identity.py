@@ -1,6 +1,7 @@
 import datetime as dt
 
 import polars as pl
+import pytest
 
 from pipelines.core.identity import assign_paper_ids
 from tests.conftest import abstract_for
@@ -295,3 +296,45 @@ def test_a_kept_sentence_cache_gives_the_same_ids_and_follows_the_latest_abstrac
     )
     assert assign_paper_ids(pl.concat(days), published, stale).equals(without)
     assert stale.frame.sort("paper_id").equals(cache.frame.sort("paper_id"))
+
+
+def test_abstracts_left_unloaded_are_loaded_where_needed_and_give_the_same_ids():
+    from pipelines.core.identity import SentenceCache, with_entry_keys
+
+    earlier = entries(
+        (D1, "Sparse Attention Transformers", LONG),
+        (D1, "Bird Migration", abstract_for("bird migration by the stars")),
+        (D1, "Protein Folding", abstract_for("protein folding in the cell")),
+    )
+    cache = SentenceCache()
+    first = assign_paper_ids(earlier, None, cache)
+    published = first.select("digest_id", "position", "title", "paper_id", "match_reason")
+    later = entries(
+        (D2, "Sparse Atention Transformers", LONG.replace("several public", "five public")),
+        (D2, "Quantum Error Correction", abstract_for("quantum error correction")),
+    ).with_columns(digest_id=pl.Series([f"{i:064x}" for i in (7, 8)]))
+    every = with_entry_keys(pl.concat([earlier, later]))
+    expected = assign_paper_ids(every, published, SentenceCache(cache.frame))
+
+    asked: list[pl.DataFrame] = []
+
+    def load(keys: pl.DataFrame) -> pl.DataFrame:
+        asked.append(keys)
+        return every.join(keys, on=["digest_id", "position"], how="semi").select(
+            "digest_id", "position", "abstract"
+        )
+
+    unloaded = every.with_columns(abstract=pl.lit(None, pl.String))
+    lazily = assign_paper_ids(unloaded, published, SentenceCache(cache.frame), load)
+    assert lazily.drop("abstract").equals(expected.drop("abstract"))
+    assert lazily["paper_id"].n_unique() == 4  # the revision joined its paper
+    # Loaded: the new entries (returned with them) and the entry of the paper one joins.
+    loaded = pl.concat(asked).join(every, on=["digest_id", "position"])["title"]
+    assert sorted(loaded.unique()) == [
+        "Quantum Error Correction",
+        "Sparse Atention Transformers",
+        "Sparse Attention Transformers",
+    ]
+    assert lazily["abstract"].drop_nulls().equals(later["abstract"])
+    with pytest.raises(ValueError, match="lack their abstract"):
+        assign_paper_ids(unloaded, published, SentenceCache(cache.frame))

@@ -6,7 +6,12 @@ import polars as pl
 import pytest
 
 from pipelines.core import identity
-from pipelines.core.identity import ENTRY_KEYS_VERSION, assign_paper_ids, entry_keys
+from pipelines.core.identity import (
+    ENTRY_KEYS_VERSION,
+    assign_paper_ids,
+    entry_keys,
+    with_entry_keys,
+)
 from pipelines.core.parsing import parse_digest
 from pipelines.core.staging import StagedDigest, StagingArea, stage_digests
 from pipelines.core.storage import Storage
@@ -287,3 +292,43 @@ def test_staged_keys_match_as_keys_computed_at_matching_would(staging):
     without = assign_paper_ids(entries.drop(KEYS)).drop(KEYS)
     assert with_keys.equals(without)
     assert with_keys["paper_id"].n_unique() == 3
+
+
+def test_entries_are_read_without_abstracts_and_their_abstracts_loaded_on_demand(staging):
+    old, digests = _digests(1), _digests(3, first_day=2)
+    # A pack staged before the keys were kept, and a digest staged by two runs.
+    staging._write_pack(
+        {n: getattr(old[0], n) for n in StagingArea.FILES} | {"entries": old[0].entries.drop(KEYS)}
+    )
+    staging.write(digests[:2])
+    staging._write_pack(
+        {n: pl.concat([getattr(d, n) for d in digests[1:]]) for n in StagingArea.FILES}
+    )
+    whole = _sorted(staging.read("entries"))
+    assert whole.height == 4
+
+    entries, load = staging.entries_without_abstracts()
+    assert entries.columns == whole.columns
+    assert entries["abstract"].null_count() == 4
+    unkeyed = pl.col("digest_id") == old[0].digest_id
+    assert (
+        _sorted(entries.drop("abstract"))
+        .filter(~unkeyed)
+        .equals(whole.drop("abstract").filter(~unkeyed))
+    )
+    # The unkeyed entry gets its keys, its abstract loaded to compute them.
+    keyed = _sorted(with_entry_keys(entries, load))
+    assert keyed.drop("abstract").equals(whole.drop("abstract"))
+    assert keyed.filter(unkeyed).equals(whole.filter(unkeyed))
+    wanted = whole.filter(pl.col("digest_date").dt.day() >= 3).select("digest_id", "position")
+    expected = whole.join(wanted, on=["digest_id", "position"]).select(
+        "digest_id", "position", "abstract"
+    )
+    assert _sorted(load(wanted)).equals(_sorted(expected))
+    # Merged by another run since the entries were read: loaded from where they are now.
+    StagingArea.MAX_SMALL_PACKS, max_small = 1, StagingArea.MAX_SMALL_PACKS
+    try:
+        assert staging.compact() == 4
+    finally:
+        StagingArea.MAX_SMALL_PACKS = max_small
+    assert _sorted(load(wanted)).equals(_sorted(expected))
