@@ -5,10 +5,11 @@
 A whole run of benchmarks/run.py cannot show a saving of a few tenths of a second on a
 shared machine: its phases drift with the machine's load by more than that from one round
 to the next. Here each checkout builds a warehouse from the same generated corpus with its
-own code, then the two add the next day's digest in turn, each time to a fresh copy of
-their warehouse, each add in a fresh process (run.py's `--phase ingest`). Both sides see
-the same load, pair by pair. Prints the median, range, CPU seconds and peak RSS of each
-side, and the pairs each side won. Timings are never asserted anywhere.
+own code, then the two add the next day's digest in turn, each time to their warehouse as
+built (restored from a copy, at the same path), each add in a fresh process (run.py's
+`--phase ingest`). Both sides see the same load, pair by pair. Prints the median, range,
+CPU seconds and peak RSS of each side, and the pairs each side won. Timings are never
+asserted anywhere.
 
 The `--before` checkout runs with this environment's packages: compare commits that share
 uv.lock, or say so with the figures.
@@ -55,17 +56,30 @@ def ingest(checkout: Path, landing: Path, warehouse: Path) -> dict:
 def add_one_digest(
     checkout: Path, built: Path, landing: Path, next_digest: tuple[str, str], work: Path
 ) -> dict:
-    """Add the next digest to a copy of the warehouse `built` (copies keep the files'
-    mtimes, so the landed files are known by their size and mtime as they were)."""
+    """Add the next digest to the warehouse `built`, restored first from the copy beside it
+    (see `keep_pristine`): at the path it was built at, as a user's warehouse stays, so
+    its catalog is extended rather than written again for a moved warehouse. Copies keep
+    the files' mtimes, so the landed files are known by their size and mtime as they were."""
+    shutil.rmtree(built, ignore_errors=True)
+    shutil.copytree(_pristine(built), built, symlinks=True)
     shutil.rmtree(work, ignore_errors=True)
-    shutil.copytree(built, work / "warehouse", symlinks=True)
     shutil.copytree(landing, work / "landing", symlinks=True)
     name, text = next_digest
     (work / "landing" / name).write_text(text, encoding="utf-8")
     try:
-        return ingest(checkout, work / "landing", work / "warehouse")
+        return ingest(checkout, work / "landing", built)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def keep_pristine(built: Path) -> None:
+    """A copy of the warehouse as built, which each add starts from."""
+    shutil.rmtree(_pristine(built), ignore_errors=True)
+    shutil.copytree(built, _pristine(built), symlinks=True)
+
+
+def _pristine(built: Path) -> Path:
+    return built.with_name(built.name + "-as-built")
 
 
 def summarize(pairs: list[dict[str, dict]]) -> dict:
@@ -144,6 +158,7 @@ def main() -> None:
         full = ingest(checkout, landing, built[side])
         if full["release"] != 1:
             raise SystemExit(f"the {side} side built release {full['release']}, not 1")
+        keep_pristine(built[side])
     pairs = [
         {
             side: add_one_digest(checkouts[side], built[side], landing, next_digest, work / "add")

@@ -99,16 +99,23 @@ def test_a_phase_reports_its_own_peak_not_its_parents():
 
 @pytest.mark.slow
 def test_paired_runs_smoke(tmp_path):
-    args = ["--before", str(ROOT), "--digests", "2", "--pairs", "1", "--workdir", str(tmp_path)]
+    from pipelines.core.catalog import catalog_info
+
+    args = ["--before", str(ROOT), "--digests", "2", "--pairs", "2", "--workdir", str(tmp_path)]
     figures = _run("paired.py", *args)
-    [pair] = figures["pairs"]
+    for pair in figures["pairs"]:
+        for side in ("before", "after"):
+            # Each add starts again from the side's release 1: each makes release 2.
+            assert (pair[side]["published"], pair[side]["release"]) == (True, 2)
+            assert pair[side]["seconds"] > 0 and pair[side]["peak_rss_mb"] > 0
+        assert pair["before"]["papers"] == pair["after"]["papers"]
+    assert figures["before"]["won"] + figures["after"]["won"] == 2
     for side in ("before", "after"):
-        # Each side added the digest to its own release 1, on a copy: both made release 2.
-        assert (pair[side]["published"], pair[side]["release"]) == (True, 2)
-        assert pair[side]["seconds"] > 0 and pair[side]["peak_rss_mb"] > 0
-    assert pair["before"]["papers"] == pair["after"]["papers"]
-    assert figures["before"]["won"] + figures["after"]["won"] == 1
-    assert not (tmp_path / "add").exists()  # the copies go once added to
+        # Added to where it was built, as a user's warehouse is: not a moved warehouse.
+        warehouse = tmp_path / side
+        info = catalog_info(warehouse / "catalog.duckdb")
+        assert (info["release"], info["warehouse"]) == (2, str(warehouse))
+    assert not (tmp_path / "add").exists()  # the landing copies go once added to
 
 
 def test_paired_runs_are_summarized_by_medians_and_pairs_won():
