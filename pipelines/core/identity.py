@@ -248,12 +248,22 @@ def assign_paper_ids(
     columns = ["digest_id", "position", "title", "paper_id", "match_reason"]
     if published is not None and published.height:
         published = published.select(c for c in columns if c in published.columns)
+        # An entry keeps the id published for its digest and position if it has the title
+        # published there. Joined on the two, the titles compared after: hashing the
+        # titles too took twice as long (at 10,000 digests, 0.22-0.37 s against 0.16-0.19).
         entries = entries.join(
-            published.rename({"match_reason": "_published_reason"}, strict=False),
-            on=["digest_id", "position", "title"],
+            published.rename(
+                {"match_reason": "_published_reason", "title": "_title"}, strict=False
+            ),
+            on=["digest_id", "position"],
             how="left",
             maintain_order="left",
         )
+        same_title = pl.col("title") == pl.col("_title")
+        published_columns = [c for c in ("paper_id", "_published_reason") if c in entries.columns]
+        entries = entries.with_columns(
+            pl.when(same_title).then(c).alias(c) for c in published_columns
+        ).drop("_title")
     else:
         entries = entries.with_columns(paper_id=pl.lit(None, pl.String))
     if "_published_reason" not in entries.columns:
@@ -297,7 +307,12 @@ def assign_paper_ids(
         .select(abstract_key_expr("abstract"))
         .to_series(),
     )
-    taken = set(known["paper_id"].unique().to_list())  # not iterated: 10x faster
+    # The ids taken: of the known ones, only those a pair was minted (found by a join, not
+    # a Python set of every known id: at 10,000 digests 0.03 s rather than 0.35 s); every
+    # known id is looked at only to mint one again, which 60 bits make astronomically rare.
+    known_ids = known["paper_id"]
+    clashes = pairs.select("minted").join(known_ids.to_frame("minted"), on="minted", how="semi")
+    taken = set(clashes["minted"].to_list())
     ids: list[str] = []
     for i, (title_key, key, sentences, minted, is_alone) in enumerate(
         pl.select(
@@ -309,9 +324,11 @@ def assign_paper_ids(
         paper_id = None if is_alone else index.match(title_key, key, sentences)
         if paper_id is None:
             paper_id = minted
-            while paper_id in taken:  # 60 bits: astronomically rare
+            while paper_id in taken:
                 key = fold_abstract(first_abstract[i]) if key is None else key
                 paper_id = mint_paper_id(title_key, key + paper_id)
+                if (known_ids == paper_id).any():
+                    taken.add(paper_id)
             taken.add(paper_id)
         if not is_alone:
             index.add(paper_id, title_key, key, sentences)

@@ -105,6 +105,25 @@ def test_published_ids_never_change_and_new_entries_join_them():
     assert ids[D3] != "p00000000000abcd"
 
 
+def test_a_published_id_is_kept_only_by_the_title_published_at_its_place():
+    # Another parser may read another title at the same digest and position: that entry
+    # is matched afresh, as any new one is.
+    published = entries((D1, "Attention", abstract_for("translation"))).with_columns(
+        paper_id=pl.lit("p00000000000abcd"), match_reason=pl.lit("first_seen")
+    )
+    again = assign_paper_ids(
+        entries((D1, "Attention", abstract_for("translation"))),
+        published.select("digest_id", "position", "title", "paper_id", "match_reason"),
+    )
+    assert again["paper_id"].to_list() == ["p00000000000abcd"]
+    other = assign_paper_ids(
+        entries((D1, "Eye Tracking", "Eye tracking of infants shows faces win. We measure.")),
+        published.select("digest_id", "position", "title", "paper_id", "match_reason"),
+    )
+    assert other["paper_id"].to_list() != ["p00000000000abcd"]
+    assert other["match_reason"].to_list() == ["first_seen"]
+
+
 def test_an_id_minted_already_is_minted_again_from_the_key_and_that_id(monkeypatch):
     import pipelines.core.identity as identity
     from pipelines.core.text import fold_abstract, fold_title
@@ -129,6 +148,35 @@ def test_an_id_minted_already_is_minted_again_from_the_key_and_that_id(monkeypat
         published.select("digest_id", "position", "title", "paper_id"),
     )
     assert later.sort("digest_date")["paper_id"].to_list() == ["pcollision", again]
+    # Minted again into an id a published paper holds too: minted once more.
+    monkeypatch.setattr(
+        identity,
+        "mint_paper_id",
+        lambda title_key, key: (
+            real(title_key, key) if key.endswith(again) else colliding(title_key, key)
+        ),
+    )
+    owls = entries((D2, "Owls", abstract_for("owl hunting"))).with_columns(
+        digest_id=pl.lit(f"{7:064x}"), paper_id=pl.lit(again)
+    )
+    both = pl.concat([published, owls])
+    latest = assign_paper_ids(
+        pl.concat(
+            [
+                both.drop("paper_id"),
+                entries((D3, "Geese Navigation", geese)).with_columns(
+                    digest_id=pl.lit(f"{8:064x}")
+                ),
+            ]
+        ),
+        both.select("digest_id", "position", "title", "paper_id"),
+    )
+    thrice = real(fold_title("Geese Navigation"), fold_abstract(geese) + again)
+    assert latest.sort("digest_date", "title")["paper_id"].to_list() == [
+        "pcollision",
+        again,
+        thrice,
+    ]
 
 
 def test_matching_in_steps_gives_the_ids_of_matching_at_once(tmp_path):
