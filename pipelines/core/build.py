@@ -13,6 +13,7 @@ from pipelines.core.enrich import (
     enrich_papers_alongside,
     reusable,
 )
+from pipelines.core.frames import among
 from pipelines.core.hashing import table_hash
 from pipelines.core.identity import (
     AbstractLoader,
@@ -259,12 +260,12 @@ def _build(
     for name, frame, model, passed in (
         ("digests", digests, DigestSchema, None),
         ("appearances", appearances, AppearanceSchema, None),
-        ("papers", papers, PaperSchema, pl.col("paper_id").is_in(kept_ids.implode())),
+        ("papers", papers, PaperSchema, among(papers, "paper_id", kept_ids)),
         (
             "related_papers",
             related,
             RelatedPaperSchema,
-            pl.col("paper_id").is_in(update.kept_lists.implode()),
+            among(related, "paper_id", update.kept_lists),
         ),
     ):
         checked = validate(frame, model, passed)
@@ -293,8 +294,11 @@ def build_from_staging(staging, previous: Previous) -> dict[str, pl.DataFrame]:
     )
     if previous.release is not None:  # publishing diffs against it: done here, in memory
         # Papers kept as published are the same rows: only the others can differ.
-        same = pl.col("paper_id").is_in(kept.kept_paper_ids.implode())
-        changes = diff_papers(previous.papers.filter(~same), tables["papers"].filter(~same))
+        same = kept.kept_paper_ids.to_frame("paper_id")
+        changes = diff_papers(
+            previous.papers.join(same, on="paper_id", how="anti", maintain_order="left"),
+            tables["papers"].join(same, on="paper_id", how="anti", maintain_order="left"),
+        )
         papers_hash = table_hash(tables["papers"], TABLE_KEYS["papers"])
         staging.save_paper_changes(previous.release, papers_hash, changes)
     staging.compact()  # the small packs of day-by-day runs, merged once there are many

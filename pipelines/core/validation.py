@@ -34,19 +34,22 @@ _NO_FAILURES = pl.DataFrame(schema={"row": pl.UInt32, "checks": pl.String})
 
 
 def validate(
-    frame: pl.DataFrame, model: type[pa.DataFrameModel], passed: pl.Expr | None = None
+    frame: pl.DataFrame,
+    model: type[pa.DataFrameModel],
+    passed: pl.Expr | pl.Series | None = None,
 ) -> Validated:
     """Validate every row; rows that fail a check are split off, never silently dropped.
 
-    `passed` (a boolean expression over the frame) marks rows known to pass already: rows
-    a release published as they are, which passed this model then. They are not checked
-    again but for their unique keys, so only the rows a build made are, and the work
-    follows what is new rather than the whole table.
+    `passed` (a boolean expression over the frame, or its values) marks rows known to pass
+    already: rows a release published as they are, which passed this model then. They are
+    not checked again but for their unique keys, so only the rows a build made are, and
+    the work follows what is new rather than the whole table.
 
     Raises SchemaContractError when the failure is about the frame as a whole (a missing
     column, a wrong dtype), because no row of it can then be trusted."""
     if passed is not None and frame.height:
-        return _validate_unpassed(frame, model, frame.select(passed).to_series())
+        mask = passed if isinstance(passed, pl.Series) else frame.select(passed).to_series()
+        return _validate_unpassed(frame, model, mask)
     return _validate(frame, model)
 
 
