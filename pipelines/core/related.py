@@ -25,7 +25,7 @@ import polars as pl
 from scipy import sparse
 
 from pipelines.core.diff import unchanged
-from pipelines.core.frames import by_slices
+from pipelines.core.frames import by_slices, merged_in_order
 from pipelines.core.text import STOPWORDS
 from schemas.tables import RelatedPaperSchema, empty_frame
 
@@ -468,13 +468,8 @@ def update_related(
     )
     merged = _top(pl.concat([listed, offers], how="vertical"), k)
     kept = lists.filter(~pl.col("paper_id").is_in(offered.implode()))
-    return result(
-        pl.concat(
-            [kept, _as_table(pl.concat([recomputed, merged], how="vertical"), ids)],
-            how="vertical",
-        ).sort("paper_id", "rank"),
-        kept["paper_id"].unique(),
-    )
+    made = _as_table(pl.concat([recomputed, merged], how="vertical"), ids)
+    return result(merged_in_order(kept, made, ["paper_id", "rank"]), kept["paper_id"].unique())
 
 
 def _offers(

@@ -1,6 +1,8 @@
 import polars as pl
+from hypothesis import given
+from hypothesis import strategies as st
 
-from pipelines.core.frames import by_slices
+from pipelines.core.frames import by_slices, in_key_order, merged_in_order
 
 
 def test_by_slices_gives_what_one_piece_gives_a_slice_at_a_time():
@@ -38,3 +40,27 @@ def test_among_is_is_in_by_a_join():
     some = ids.sample(fraction=0.9, seed=2)
     assert among(many, "id", some).equals(many.select(pl.col("id").is_in(some.implode()))["id"])
     assert among(frame.head(0), "id", some).len() == 0
+
+
+_ROWS = st.lists(st.tuples(st.sampled_from(["a", "b", "c", None]), st.integers(0, 3)), max_size=12)
+
+
+@given(rows=_ROWS)
+def test_in_key_order_says_whether_sorting_would_change_the_rows(rows):
+    frame = pl.DataFrame(rows, schema={"id": pl.String, "rank": pl.Int64}, orient="row")
+    ordered = frame.sort("id", "rank", nulls_last=True)
+    if in_key_order(frame, ["id", "rank"]):
+        assert frame.equals(ordered)
+    elif frame.null_count().sum_horizontal().item() == 0:  # nulls: never called in order
+        assert not frame.equals(ordered)
+    assert in_key_order(frame.sort("id", "rank").drop_nulls(), ["id", "rank"])
+
+
+@given(rows=_ROWS, split=st.sets(st.sampled_from(["a", "b", "c"])), shuffled=st.booleans())
+def test_merged_in_order_is_the_two_sorted(rows, split, shuffled):
+    frame = pl.DataFrame(rows, schema={"id": pl.String, "rank": pl.Int64}, orient="row")
+    frame = frame.drop_nulls().unique(maintain_order=True)
+    one, other = frame.filter(pl.col("id").is_in(split)), frame.filter(~pl.col("id").is_in(split))
+    one = one.sample(fraction=1.0, shuffle=True, seed=0) if shuffled else one.sort("id", "rank")
+    merged = merged_in_order(one, other.reverse(), ["id", "rank"])
+    assert merged.equals(frame.sort("id", "rank"))
