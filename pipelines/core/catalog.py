@@ -181,7 +181,7 @@ def _catalog_state(paths: WarehousePaths) -> tuple[dict, dict[int, list[str]]] |
     try:
         con = duckdb.connect(str(paths.catalog), read_only=True)
         try:
-            info = con.sql("SELECT * FROM catalog_info").pl().row(0, named=True)
+            info = _info_row(con)
             rows = con.execute("SELECT release, file FROM catalog_files").fetchall()
         finally:
             con.close()
@@ -257,7 +257,34 @@ def catalog_info(catalog: Path) -> dict | None:
     try:
         con = duckdb.connect(str(catalog), read_only=True)
         try:
-            return con.sql("SELECT * FROM catalog_info").pl().row(0, named=True)
+            return _info_row(con)
+        finally:
+            con.close()
+    except duckdb.Error:
+        return None
+
+
+def _info_row(con: duckdb.DuckDBPyConnection) -> dict:
+    # Fetched, not converted to a frame: a process's first conversion took 0.02-0.2 s.
+    cursor = con.execute("SELECT * FROM catalog_info")
+    return dict(zip([column[0] for column in cursor.description], cursor.fetchone(), strict=True))
+
+
+def view_row_counts(paths: WarehousePaths, release: int, views: list[str]) -> dict[str, int] | None:
+    """The row count of each of `views` through the catalog, when it shows `release`;
+    None when it shows another or is missing or unreadable. One connection: opening the
+    catalog costs more than counting (at 1,000 digests 0.02 s against 0.01 s)."""
+    if not paths.catalog.exists():
+        return None
+    try:
+        con = connect(paths, read_only=True)
+        try:
+            if _info_row(con)["release"] != release:
+                return None
+            return {
+                name: con.execute(f"SELECT count(*) FROM {sql_identifier(name)}").fetchone()[0]  # noqa: S608
+                for name in views
+            }
         finally:
             con.close()
     except duckdb.Error:

@@ -5,7 +5,7 @@ import polars as pl
 
 from pipelines.core.build import build_from_staging, built_from
 from pipelines.core.card import card_for
-from pipelines.core.catalog import catalog_release, connect
+from pipelines.core.catalog import view_row_counts
 from pipelines.core.publish import (
     latest_release,
     previous_build,
@@ -186,21 +186,17 @@ def duckdb_catalog(context: dg.AssetExecutionContext, warehouse: WarehouseResour
     current = latest_release(paths)
     if current is None:
         return dg.MaterializeResult(metadata={"release": 0, "note": "nothing published yet"})
-    if catalog_release(paths.catalog) != current["release"]:
+    counts = view_row_counts(paths, current["release"], ALL_TABLES)
+    if counts is None:  # it shows another release (or none): written again
         refresh_catalog(paths)
-    con = connect(paths, read_only=True)
-    try:
-        counts = {
-            f"{name}_rows": con.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0]  # noqa: S608
-            for name in ALL_TABLES
-        }
-    finally:
-        con.close()
+        counts = view_row_counts(paths, current["release"], ALL_TABLES)
+    if counts is None:
+        raise RuntimeError(f"the catalog {paths.catalog} does not show the latest release")
     return dg.MaterializeResult(
         metadata={
             "release": int(current["release"]),
             "path": dg.MetadataValue.path(str(paths.catalog)),
             "query_with": dg.MetadataValue.md(f"```\nduckdb {paths.catalog}\n```"),
-            **counts,
+            **{f"{name}_rows": n for name, n in counts.items()},
         }
     )

@@ -77,3 +77,17 @@ def test_a_release_whose_files_are_gone_leaves_the_catalog_written_afresh(
     publish_release(paths, tables_for(1, 2, 3, 4))
     assert catalog_info(paths.catalog)["time_travel_releases"] == [3, 4]
     assert _contents(paths.catalog) == _written_afresh(paths, tmp_path)
+
+
+def test_view_row_counts_are_the_tables_rows_when_the_catalog_shows_the_release(tmp_path):
+    from pipelines.core.catalog import view_row_counts
+
+    paths = WarehousePaths(tmp_path / "warehouse")
+    assert view_row_counts(paths, 1, ["papers"]) is None  # no catalog yet
+    tables = tables_for(1, 2)
+    publish_release(paths, tables)
+    counts = view_row_counts(paths, 1, ["papers", "digests", "releases"])
+    assert counts == {"papers": tables["papers"].height, "digests": 2, "releases": 1}
+    assert view_row_counts(paths, 2, ["papers"]) is None  # it shows release 1
+    paths.catalog.write_bytes(b"not a catalog")
+    assert view_row_counts(paths, 1, ["papers"]) is None

@@ -111,6 +111,10 @@ def test_graph_materializes_with_a_persistent_instance(landing, warehouse, tmp_p
         assert outcome.published
         release = instance.get_latest_materialization_event(dg.AssetKey("release"))
         assert release.asset_materialization.metadata["release"].value == 1
+        catalog = instance.get_latest_materialization_event(dg.AssetKey("duckdb_catalog"))
+        shown = catalog.asset_materialization.metadata  # counted through its views
+        assert (shown["release"].value, shown["papers_rows"].value) == (1, 1)
+        assert shown["releases_rows"].value == 1 and shown["digests_rows"].value == 1
         check = instance.event_log_storage.get_latest_asset_check_execution_by_key(
             [dg.AssetCheckKey(dg.AssetKey("release"), "nothing_lost")]
         )
