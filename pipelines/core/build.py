@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -134,17 +135,18 @@ ALONGSIDE_MAX_PAPERS = 200_000
 
 def build_papers(
     entries: pl.DataFrame, previous: Previous, load: AbstractLoader | None = None
-) -> tuple[pl.DataFrame, pl.DataFrame, RelatedUpdate, SentenceCache, pl.Series]:
+) -> tuple[pl.DataFrame, pl.DataFrame, Future[RelatedUpdate], SentenceCache, pl.Series]:
     """(appearances, papers, related papers with what they were computed from, the
     papers' sentence hashes, the ids of the papers kept as published) from the valid
-    entries of ingested digests (those with a null abstract: loaded by `load` if needed)."""
+    entries of ingested digests (those with a null abstract: loaded by `load` if needed).
+    Related papers may still be computing on another thread: a future."""
     sentences = SentenceCache(previous.sentences)
     if entries.height == 0:
         nothing = empty_frame(PaperSchema)
         return (
             empty_frame(AppearanceSchema),
             nothing,
-            update_related(nothing, nothing, empty_frame(RelatedPaperSchema), None),
+            _resolved(update_related(nothing, nothing, empty_frame(RelatedPaperSchema), None)),
             SentenceCache(),
             nothing["paper_id"],
         )
@@ -207,10 +209,16 @@ def build_papers(
         enriched, related = enrich_papers_alongside(papers, previous.papers, reuse, related_of)
     else:
         enriched = enrich_papers(papers, previous.papers, reuse)
-        related = related_of(enriched.select("paper_id", "title", "abstract"))
+        related = _resolved(related_of(enriched.select("paper_id", "title", "abstract")))
     columns = empty_frame(PaperSchema).columns
     papers = pl.concat([kept, enriched.select(columns)], how="vertical").sort("paper_id")
     return appearances, papers, related, sentences, kept["paper_id"]
+
+
+def _resolved(value: RelatedUpdate) -> Future[RelatedUpdate]:
+    future: Future[RelatedUpdate] = Future()
+    future.set_result(value)
+    return future
 
 
 @dataclass(frozen=True)
@@ -248,26 +256,23 @@ def _build(
     digests = digest_statuses(staged_digests)
     ingested = digests.filter(pl.col("status") == "ingested")["digest_id"]
     entries = staged_entries.filter(pl.col("digest_id").is_in(ingested.implode()))
-    appearances, papers, update, sentences, kept_ids = build_papers(entries, previous, load)
-    related = update.related
+    appearances, papers, relating, sentences, kept_ids = build_papers(entries, previous, load)
+
+    def checked_in_turn():
+        # Rows kept as the previous release published them passed their schema then: only
+        # the rows this build made are checked (and the kept ones for their unique keys).
+        # A stricter check on kept rows needs them made again: for papers, a new
+        # ENRICHMENT_VERSION; related lists are kept while the vocabulary is current.
+        yield "digests", digests, DigestSchema, None
+        yield "appearances", appearances, AppearanceSchema, None
+        yield "papers", papers, PaperSchema, among(papers, "paper_id", kept_ids)
+        update = relating.result()  # waited for last: meanwhile the others are checked
+        passed = among(update.related, "paper_id", update.kept_lists)
+        yield "related_papers", update.related, RelatedPaperSchema, passed
 
     rejected: list[pl.DataFrame] = []
     tables = {}
-    # Rows kept as the previous release published them passed their schema then: only
-    # the rows this build made are checked (and the kept ones for their unique keys). A
-    # stricter check on kept rows needs them made again: for papers, a new
-    # ENRICHMENT_VERSION; related lists are kept while the vocabulary is current.
-    for name, frame, model, passed in (
-        ("digests", digests, DigestSchema, None),
-        ("appearances", appearances, AppearanceSchema, None),
-        ("papers", papers, PaperSchema, among(papers, "paper_id", kept_ids)),
-        (
-            "related_papers",
-            related,
-            RelatedPaperSchema,
-            among(related, "paper_id", update.kept_lists),
-        ),
-    ):
+    for name, frame, model, passed in checked_in_turn():
         checked = validate(frame, model, passed)
         tables[name] = checked.valid
         if checked.n_failed:
@@ -277,7 +282,7 @@ def _build(
     if checked.n_failed:  # cannot quarantine the quarantine: fail loudly instead
         raise ValueError(f"quarantine rows failed their schema: {checked.failures.head(5)}")
     tables["quarantine"] = quarantine.sort("digest_id", "line_start", "stage", "reason")
-    return tables, Kept(update, sentences, kept_ids)
+    return tables, Kept(relating.result(), sentences, kept_ids)
 
 
 def build_from_staging(staging, previous: Previous) -> dict[str, pl.DataFrame]:

@@ -156,7 +156,8 @@ def test_alongside_is_given_every_papers_cleaned_text_and_its_result_returned():
         title=["TAME: A", "ReNO: B"],
         abstract_raw=["Continual learning \\& more.", "New  \\& text."],
     )
-    enriched, given = enrich_papers_alongside(both, first, alongside=lambda texts: texts)
+    enriched, alongside = enrich_papers_alongside(both, first, alongside=lambda texts: texts)
+    given = alongside.result()
     assert given.rows() == [
         ("p0", "ReNO: B", "New & text."),
         ("p1", "TAME: A", "Kept as published."),
