@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import polars as pl
 
@@ -79,7 +80,7 @@ class Previous:
     are updated rather than recomputed while the vocabulary they used is current."""
 
     appearances: pl.DataFrame
-    papers: pl.DataFrame
+    papers: pl.DataFrame | None  # None while `still_reading`
     related: pl.DataFrame = field(default_factory=lambda: empty_frame(RelatedPaperSchema))
     vocabulary: Vocabulary | None = None
     word_counts: WordCounts | None = None
@@ -87,10 +88,19 @@ class Previous:
     sentences: pl.DataFrame | None = None  # SentenceCache.frame, when one was kept
     release: int | None = None  # the release its appearances and papers were read from
     parser_version: str | None = None  # the parser that release was built with
+    # What matching does not need (papers, related papers, word counts) may still be read
+    # on other threads: this waits for it and gives those fields. See settled().
+    still_reading: Callable[[], dict] | None = None
 
     @classmethod
     def nothing(cls) -> Previous:
         return cls(empty_frame(AppearanceSchema), empty_frame(PaperSchema))
+
+    def settled(self) -> Previous:
+        """This, with every field read: matching runs while the rest is read."""
+        if self.still_reading is None:
+            return self
+        return replace(self, **self.still_reading(), still_reading=None)
 
 
 def kept_papers(matched: pl.DataFrame, previous: Previous) -> pl.DataFrame:
@@ -152,6 +162,7 @@ def build_papers(
         )
     # In date, position order.
     matched = assign_paper_ids(entries, previous.appearances, sentences, load)
+    previous = previous.settled()
     # A paper listed twice in one digest appears once, at its first position.
     appearances = (
         matched.unique(["digest_date", "paper_id"], keep="first", maintain_order=True)
@@ -297,6 +308,7 @@ def build_from_staging(staging, previous: Previous) -> dict[str, pl.DataFrame]:
     tables, kept = _build(
         staging.read("digest"), entries, staging.read("quarantine"), previous, load
     )
+    previous = previous.settled()
     if previous.release is not None:  # publishing diffs against it: done here, in memory
         # Papers kept as published are the same rows: only the others can differ.
         same = kept.kept_paper_ids.to_frame("paper_id")

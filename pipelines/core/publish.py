@@ -14,9 +14,10 @@ starts over from the new latest release. Release numbers stay gapless and in ord
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 
 import polars as pl
 import pyarrow as pa
@@ -111,30 +112,60 @@ def previous_build(paths: WarehousePaths, release: dict | None = None) -> Previo
 
     # The reads are independent and spend their time in Rust, outside the GIL. The first
     # in a process at 1,000 digests: 0.24-0.27 s side by side, 0.29-0.31 s one by one.
-    with ThreadPoolExecutor(3) as pool:
-        reading_papers = pool.submit(read_release_table, paths, release, "papers")
-        reading_related = pool.submit(related_and_state)
-        reading_sentences = pool.submit(paths.staging.sentences)
+    # Matching needs only the appearances and sentence hashes: the rest is read meanwhile.
+    pool = ThreadPoolExecutor(3)
+    reading_papers = pool.submit(_published_papers, paths, release)
+    reading_related = pool.submit(related_and_state)
+    reading_sentences = pool.submit(paths.staging.sentences)
+    pool.shutdown(wait=False)  # its threads end with these reads
+    try:
+        appearances = read_release_table(paths, release, "appearances")
+    except Exception:
+        wait([reading_papers, reading_related, reading_sentences])
+        return Previous.nothing()
+
+    def still_reading() -> dict:
         try:
-            appearances = read_release_table(paths, release, "appearances")
-            # Held through the whole build beside the staged entries: adding a digest to
-            # 10,000 peaked at 5,120 MB with both abstract columns whole, 4,225 MB sharing.
-            papers = sharing_abstracts(reading_papers.result())
-        except Exception:
-            return Previous.nothing()
+            papers = reading_papers.result()
+        except Exception:  # unreadable: every paper is made again from its entries
+            papers = empty_frame(PaperSchema)
         related, pieces, state = reading_related.result()
-        sentences = reading_sentences.result()
-    vocabulary = Vocabulary.from_frame(state[0]) if state is not None else None
+        vocabulary = Vocabulary.from_frame(state[0]) if state is not None else None
+        return {
+            "papers": papers,
+            "related": related,
+            "vocabulary": vocabulary,
+            # Counted with that vocabulary's word hashes, or not used.
+            "word_counts": state[1] if vocabulary is not None else None,
+            "word_count_pieces": pieces if vocabulary is not None else (),
+        }
+
     return Previous(
         appearances,
-        papers,
-        related,
-        vocabulary,
-        state[1] if vocabulary is not None else None,  # counted with that vocabulary's hash
-        pieces if vocabulary is not None else (),
-        sentences,
-        release["release"],
-        release["parser_version"],
+        None,
+        sentences=reading_sentences.result(),
+        release=release["release"],
+        parser_version=release["parser_version"],
+        still_reading=functools.cache(still_reading),
+    )
+
+
+# Papers read this many files at a time, each batch's abstract columns shared before the
+# next is read: read whole, both are copies until shared (850 MB each at 10,000 digests).
+_PAPER_FILES_PER_READ = 8
+
+
+def _published_papers(paths: WarehousePaths, release: dict) -> pl.DataFrame:
+    """The papers of `release`, as sharing_abstracts gives them."""
+    files = paths.data_files(paths.delta("papers", release["papers_version"]))
+    if len(files) <= _PAPER_FILES_PER_READ:
+        return sharing_abstracts(read_release_table(paths, release, "papers"))
+    return pl.concat(
+        [
+            sharing_abstracts(paths.read_files(files[start : start + _PAPER_FILES_PER_READ]))
+            for start in range(0, len(files), _PAPER_FILES_PER_READ)
+        ],
+        how="vertical",
     )
 
 

@@ -257,3 +257,43 @@ def test_a_write_returns_the_version_it_made_when_another_run_commits_right_afte
     assert _overwrite(paths, "digests", ours) == 1
     assert read_table(paths, "digests", 1)["run"].to_list() == ["ours"]
     assert sorted(read_table(paths, "digests")["run"]) == ["ours", "theirs"]  # version 2
+
+
+def test_a_previous_build_reads_what_matching_does_not_need_while_it_matches(tmp_path, monkeypatch):
+    paths = WarehousePaths(tmp_path / "warehouse")
+    paths.staging.write(staged_for(1, 2, 3))
+    first = publish_release(paths, build_from_staging(paths.staging, previous_build(paths)))
+    previous = previous_build(paths)
+    assert previous.papers is None and previous.still_reading is not None
+    settled = previous.settled()
+    assert settled.still_reading is None and settled.settled() is settled
+    published = read_release_table(paths, first, "papers")
+    assert settled.papers.sort("paper_id").equals(published.sort("paper_id"))
+    assert settled.related.equals(read_release_table(paths, first, "related_papers"))
+    # Read a file at a time (each batch's abstracts shared), the papers are the same.
+    monkeypatch.setattr(publish, "_PAPER_FILES_PER_READ", 1)
+    _overwrite(paths, "papers", published.head(1))
+    for row in range(1, published.height):  # a file per paper
+        publish._write(paths, "papers", published.slice(row, 1), mode="append")
+    assert len(paths.data_files(paths.delta("papers"))) == published.height == 3
+    batched = publish._published_papers(
+        paths, {**first, "papers_version": paths.delta("papers").version()}
+    )
+    assert batched.sort("paper_id").equals(published.sort("paper_id"))
+
+
+def test_unreadable_published_papers_are_made_again_with_their_ids(tmp_path, monkeypatch):
+    paths = WarehousePaths(tmp_path / "warehouse")
+    paths.staging.write(staged_for(1, 2))
+    first = publish_release(paths, build_from_staging(paths.staging, previous_build(paths)))
+    paths.staging.write(staged_for(3))
+
+    def unreadable(*args):
+        raise OSError("a data file of papers is missing")
+
+    monkeypatch.setattr(publish, "_published_papers", unreadable)
+    tables = build_from_staging(paths.staging, previous_build(paths))
+    before = read_release_table(paths, first, "papers").select("paper_id", "title")
+    made = tables["papers"].select("paper_id", "title")
+    assert made.join(before, on=["paper_id", "title"], how="semi").height == before.height == 2
+    assert sorted(made["title"]) == ["Paper 1", "Paper 2", "Paper 3"]
