@@ -42,6 +42,20 @@ def digest_text(
     return (newline * 2).join(lines) + newline
 
 
+def abstract_loader(entries):
+    """A loader of `entries`' abstracts by (digest_id, position), as a build on a release
+    is given one, and the list of the keys it is asked for."""
+    asked = []
+
+    def load(keys):
+        asked.append(keys)
+        return entries.join(keys, on=["digest_id", "position"], how="semi").select(
+            "digest_id", "position", "abstract"
+        )
+
+    return load, asked
+
+
 def set_mtime(path: Path, when: dt.datetime) -> Path:
     os.utime(path, (when.timestamp(), when.timestamp()))
     return path

@@ -5,7 +5,7 @@ import polars as pl
 from pipelines.core.build import Previous, build_tables, digest_statuses
 from pipelines.core.parsing import PARSER_VERSION, parse_digest
 from pipelines.core.staging import StagingArea, stage_digest
-from tests.conftest import abstract_for, digest_text
+from tests.conftest import abstract_for, abstract_loader, digest_text
 
 T0 = dt.datetime(2025, 6, 1, tzinfo=dt.UTC)
 
@@ -199,13 +199,7 @@ def test_a_build_given_entries_without_abstracts_loads_those_it_needs_and_builds
     )
     digests, entries, quarantine = staged_rows(a, b, c)
     expected = build_tables(digests, entries, quarantine, previous)
-    asked: list[pl.DataFrame] = []
-
-    def load(keys: pl.DataFrame) -> pl.DataFrame:
-        asked.append(keys)
-        return entries.join(keys, on=["digest_id", "position"], how="semi").select(
-            "digest_id", "position", "abstract"
-        )
+    load, asked = abstract_loader(entries)
 
     unloaded = entries.with_columns(abstract=pl.lit(None, pl.String))
     tables, _ = _build(digests, unloaded, quarantine, previous, load)

@@ -4,7 +4,7 @@ import polars as pl
 import pytest
 
 from pipelines.core.identity import assign_paper_ids
-from tests.conftest import abstract_for
+from tests.conftest import abstract_for, abstract_loader
 
 D1, D2, D3 = dt.date(2025, 3, 1), dt.date(2025, 3, 2), dt.date(2025, 3, 3)
 LONG = abstract_for("sparse attention", 4)
@@ -364,13 +364,7 @@ def test_abstracts_left_unloaded_are_loaded_where_needed_and_give_the_same_ids()
     every = with_entry_keys(pl.concat([earlier, later]))
     expected = assign_paper_ids(every, published, SentenceCache(cache.frame))
 
-    asked: list[pl.DataFrame] = []
-
-    def load(keys: pl.DataFrame) -> pl.DataFrame:
-        asked.append(keys)
-        return every.join(keys, on=["digest_id", "position"], how="semi").select(
-            "digest_id", "position", "abstract"
-        )
+    load, asked = abstract_loader(every)
 
     unloaded = every.with_columns(abstract=pl.lit(None, pl.String))
     lazily = assign_paper_ids(unloaded, published, SentenceCache(cache.frame), load)
