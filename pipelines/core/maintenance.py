@@ -8,7 +8,13 @@ from dataclasses import dataclass, field
 import duckdb
 
 from pipelines.core.catalog import connect
-from pipelines.core.publish import latest_release, read_release_table, refresh_catalog, releases
+from pipelines.core.publish import (
+    compact_release_files,
+    latest_release,
+    read_release_table,
+    refresh_catalog,
+    releases,
+)
 from pipelines.core.validation import SchemaContractError, validate
 from pipelines.core.warehouse import WarehousePaths
 from schemas.tables import PUBLISHED_TABLES, TABLE_SCHEMAS
@@ -50,19 +56,16 @@ def vacuum(paths: WarehousePaths, keep_releases: int, min_retention_hours: float
 
 
 def compact_releases(paths: WarehousePaths) -> int:
-    """Merge the small files that one appended row per release leaves in `releases`.
-    The other tables need no merging: each release rewrites them whole, or `papers`
-    from the earliest first_seen it changes (the recent papers in files of about 2 MiB,
-    so that the next release's cut rewrites little).
-    Returns the number of files merged; the catalog is rewritten to the new files."""
-    if not paths.is_table("releases"):
-        return 0
-    table = paths.delta("releases")
-    if len(table.file_uris()) < 2:
-        return 0
-    metrics = table.optimize.compact()  # a Delta commit: publishers' appends rebase on it
-    refresh_catalog(paths)
-    return int(metrics.get("numFilesRemoved", 0))
+    """Merge the small files that one appended row per release leaves in `releases`
+    (publishing merges them too, past MAX_RELEASE_FILES). The other tables need no
+    merging: each release rewrites them whole, or `papers` from the earliest first_seen it
+    changes (the recent papers in files of about 2 MiB, so that the next release's cut
+    rewrites little). Returns the number of files merged; the catalog is rewritten to the
+    new files."""
+    merged = compact_release_files(paths)
+    if merged:
+        refresh_catalog(paths)
+    return merged
 
 
 def check_release(paths: WarehousePaths) -> list[str]:

@@ -3,6 +3,7 @@ of the winner's release (Delta's conditional commits decide), on real Delta tabl
 
 import datetime as dt
 
+import duckdb
 import polars as pl
 
 from pipelines.core import publish
@@ -297,3 +298,37 @@ def test_unreadable_published_papers_are_made_again_with_their_ids(tmp_path, mon
     made = tables["papers"].select("paper_id", "title")
     assert made.join(before, on=["paper_id", "title"], how="semi").height == before.height == 2
     assert sorted(made["title"]) == ["Paper 1", "Paper 2", "Paper 3"]
+
+
+def test_tables_checkpoint_often_keep_their_logs_and_releases_stay_few_files(tmp_path, monkeypatch):
+    monkeypatch.setattr(publish, "MAX_RELEASE_FILES", 3)
+    paths = WarehousePaths(tmp_path / "warehouse")
+    for day in range(1, 13):
+        publish_release(paths, tables_for(*range(1, day + 1)))
+    for name in ("digests", "papers", "related_papers", "paper_changes", "releases"):
+        table = paths.delta(name)
+        assert table.metadata().configuration == publish.TABLE_PROPERTIES, name
+    log = {p.name for p in (tmp_path / "warehouse/tables/releases/_delta_log").iterdir()}
+    assert "_last_checkpoint" in log and "00000000000000000000.json" in log
+    # A small file per release, merged past MAX_RELEASE_FILES; every row still there.
+    assert len(paths.delta("releases").file_uris()) <= 3
+    assert releases(paths)["release"].to_list() == list(range(1, 13))
+    con = duckdb.connect(str(paths.catalog), read_only=True)
+    try:
+        assert con.execute("SELECT count(*) FROM releases").fetchone() == (12,)
+    finally:
+        con.close()
+
+
+def test_tables_made_before_their_properties_get_them_at_the_next_release(tmp_path, monkeypatch):
+    paths = WarehousePaths(tmp_path / "warehouse")
+    with monkeypatch.context() as before:
+        before.setattr(publish, "TABLE_PROPERTIES", {})
+        first = publish_release(paths, tables_for(1, 2))
+    assert paths.delta("papers").metadata().configuration == {}
+    second = publish_release(paths, tables_for(1, 2, 3))
+    assert second["release"] == first["release"] + 1
+    for name in ("digests", "papers", "quarantine", "paper_changes", "releases"):
+        assert paths.delta(name).metadata().configuration == publish.TABLE_PROPERTIES, name
+    papers = read_release_table(paths, second, "papers")
+    assert sorted(papers["title"]) == ["Paper 1", "Paper 2", "Paper 3"]
