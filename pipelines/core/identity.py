@@ -482,28 +482,30 @@ def _index_of_candidates(
         .join(pairs.select("title_key").unique(), on="title_key", how="semi")
         .unique()
     )
-    holders = (
-        latest.select("paper_id", sentence="sentences")
+    # The known papers' sentences held by a new pair, as (row of `latest`, sentence): rows,
+    # not ids, and counted without making the pairs distinct first. Boilerplate makes them
+    # many (2.3 million at 10,000 digests): with ids, and distinct, 0.6-0.7 s; so 0.13 s.
+    holding = (
+        latest.select(row=pl.int_range(pl.len(), dtype=pl.UInt32), sentence="sentences")
         .explode("sentence")
-        .join(in_pairs, on="sentence", how="semi")
-        .unique()
+        .filter(pl.col("sentence").is_in(in_pairs["sentence"].implode()))
     )
     per_sentence = (
-        pl.concat([holders.group_by("sentence").agg(n=pl.len()), in_pairs], how="vertical")
+        pl.concat(
+            [
+                holding.group_by("sentence").agg(n=pl.col("row").n_unique().cast(pl.UInt32)),
+                in_pairs.cast({"n": pl.UInt32}),
+            ],
+            how="vertical",
+        )
         .group_by("sentence")
         .agg(pl.col("n").sum())
     )
     common = per_sentence.filter(pl.col("n") > MAX_PAPERS_PER_SENTENCE)
     index.boilerplate = set(common["sentence"].to_list())
+    holders = holding.join(common, on="sentence", how="anti")["row"].unique()
     candidates = (
-        pl.concat(
-            [
-                titles["paper_id"],
-                holders.join(common, on="sentence", how="anti")["paper_id"],
-            ]
-        )
-        .unique()
-        .implode()
+        pl.concat([titles["paper_id"], latest["paper_id"].gather(holders)]).unique().implode()
     )
     rows = fill_abstracts(known.filter(pl.col("paper_id").is_in(candidates)), load).select(
         "paper_id",

@@ -311,6 +311,37 @@ def test_sentences_common_to_many_new_pairs_are_boilerplate_not_evidence(monkeyp
     assert out.equals(assign_paper_ids(entries(*rows)))
 
 
+def test_a_known_paper_saying_a_sentence_twice_holds_it_once():
+    import pipelines.core.identity as identity
+
+    shared = "We release a benchmark of twelve thousand annotated protein structures. "
+    # Half the boilerplate threshold of known papers, each saying the shared sentence
+    # twice: counted once a paper, with the new pair it is evidence, not boilerplate.
+    n_known = identity.MAX_PAPERS_PER_SENTENCE // 2
+    rows = [
+        (D1, f"Known Study {i}", shared + abstract_for(f"topic {i}") + " " + shared)
+        for i in range(n_known)
+    ]
+    known = assign_paper_ids(entries(*rows))
+    latest = known.select("paper_id", sentences=identity._sentences_expr("abstract"))
+    assert (latest["sentences"].list.len() > latest["sentences"].list.n_unique()).all()
+    pairs = entries((D2, "A New Study", shared + abstract_for("a new topic"))).select(
+        title_key=identity.title_key_expr("title"),
+        abstract_key=identity.abstract_key_expr("abstract"),
+        sentences=identity._sentences_expr("abstract"),
+    )
+    index = identity._index_of_candidates(known, latest, pairs)
+    assert index.boilerplate == set()
+    assert set(index.papers) == set(known["paper_id"])  # each a candidate, by that sentence
+    # One known paper more past the threshold, and the sentence is boilerplate: no candidate.
+    more = identity.MAX_PAPERS_PER_SENTENCE + 1 - n_known
+    rows += [(D1, f"Other Study {i}", shared + abstract_for(f"other {i}")) for i in range(more)]
+    known = assign_paper_ids(entries(*rows))
+    latest = known.select("paper_id", sentences=identity._sentences_expr("abstract"))
+    index = identity._index_of_candidates(known, latest, pairs)
+    assert len(index.boilerplate) == 1 and index.papers == {}
+
+
 def test_a_kept_sentence_cache_gives_the_same_ids_and_follows_the_latest_abstracts():
     from pipelines.core.identity import SentenceCache, _sentences_expr
     from pipelines.core.parsing import parse_digest
