@@ -1,5 +1,8 @@
 """Run the asset graph in this process: what `papers ingest` does."""
 
+import threading
+import uuid
+from collections import defaultdict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,17 +18,22 @@ from dagster._core.storage.event_log import InMemoryEventLogStorage
 from dagster._core.storage.event_log.base import EventLogCursor
 from dagster._core.storage.event_log.schema import (
     AssetCheckExecutionsTable,
+    SqlEventLogStorageMetadata,
     SqlEventLogStorageTable,
 )
 from dagster._core.storage.noop_compute_log_manager import NoOpComputeLogManager
 from dagster._core.storage.root import TemporaryLocalArtifactStorage
 from dagster._core.storage.runs import InMemoryRunStorage
+from dagster._core.storage.runs.schema import RunStorageSqlMetadata
+from dagster._core.storage.sql import create_engine
+from dagster._core.storage.sqlite import create_in_memory_conn_string
 from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
 )
 from dagster._record import copy
 from dagster._serdes import serialize_value
+from sqlalchemy.pool import NullPool
 
 from pipelines.core.build import built_from
 from pipelines.core.catalog import ReleaseSources, catalog_release
@@ -123,8 +131,18 @@ class _RunOnlyEventLog(InMemoryEventLogStorage):
     def __init__(self) -> None:
         self._tables: dict[str, bool] = {}
         self._asset_key_index_cols: bool | None = None
-        super().__init__()
-        with self._held_conn.begin():  # what each new connection used to be given
+        # InMemoryEventLogStorage.__init__, but for the Alembic stamp (see _RunOnlyRuns).
+        self._inst_data = None
+        self._engine = create_engine(
+            create_in_memory_conn_string(f"events-{uuid.uuid4()}"), poolclass=NullPool
+        )
+        self._handlers = defaultdict(set)
+        self._storage_id = 0
+        self._db_lock = threading.Lock()
+        self._held_conn = self._engine.connect()
+        with self._held_conn.begin():
+            SqlEventLogStorageMetadata.create_all(self._held_conn)
+            # What each new connection used to be given.
             self._held_conn.exec_driver_sql("PRAGMA foreign_keys=ON;").close()
 
     @property
@@ -223,6 +241,21 @@ class _RunOnlyEventLog(InMemoryEventLogStorage):
             )
 
 
+class _RunOnlyRuns(InMemoryRunStorage):
+    """The run storage of an instance that lives for one command: InMemoryRunStorage
+    without stamping its tables with their Alembic revision. A database that ends with the
+    command is never migrated, and loading every migration script to stamp it (here and
+    in the event log) took 0.03 of the 0.04 s an instance took to make."""
+
+    def __init__(self) -> None:
+        self._engine = create_engine(
+            create_in_memory_conn_string(f"runs-{uuid.uuid4()}"), poolclass=NullPool
+        )
+        self._held_conn = self._engine.connect()  # held for the instance's life
+        with self._held_conn.begin():
+            RunStorageSqlMetadata.create_all(self._held_conn)  # instance_info among them
+
+
 class _EphemeralInstance(dg.DagsterInstance):
     def _get_event_batch_size(self) -> int:
         """Dagster batches the materializations of a partition range when this is set
@@ -235,7 +268,7 @@ def ephemeral_instance() -> dg.DagsterInstance:
     return _EphemeralInstance(
         instance_type=InstanceType.EPHEMERAL,
         local_artifact_storage=TemporaryLocalArtifactStorage(),
-        run_storage=InMemoryRunStorage(),
+        run_storage=_RunOnlyRuns(),
         event_storage=_RunOnlyEventLog(),
         compute_log_manager=NoOpComputeLogManager(),
         run_coordinator=DefaultRunCoordinator(),

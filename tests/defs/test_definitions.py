@@ -251,3 +251,20 @@ def test_warehouse_resource_fields_take_precedence_over_the_environment(monkeypa
     assert str(paths.catalog) == "/tmp/papers-catalog.duckdb"
     local = WarehouseResource(warehouse_dir="/tmp/warehouse").paths
     assert not local.remote and local.storage_options == {}
+
+
+def test_the_ephemeral_instance_holds_the_tables_dagster_makes_in_memory():
+    import sqlalchemy as sa
+    from dagster._core.storage.event_log import InMemoryEventLogStorage
+    from dagster._core.storage.runs import InMemoryRunStorage
+
+    def tables(storage) -> set[str]:
+        return set(sa.inspect(storage._held_conn).get_table_names())
+
+    instance = ephemeral_instance()
+    # Made without their Alembic stamp, and nothing else left out.
+    assert tables(instance.run_storage) == tables(InMemoryRunStorage()) - {"alembic_version"}
+    assert tables(instance.event_log_storage) == tables(InMemoryEventLogStorage()) - {
+        "alembic_version"
+    }
+    assert "instance_info" in tables(instance.run_storage)
