@@ -11,8 +11,11 @@ secret, see README.md).
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
+import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -179,12 +182,9 @@ def _catalog_state(paths: WarehousePaths) -> tuple[dict, dict[int, list[str]]] |
     if not paths.catalog.exists():
         return None
     try:
-        con = duckdb.connect(str(paths.catalog), read_only=True)
-        try:
+        with _attached(paths, paths.catalog, read_only=True) as con:
             info = _info_row(con)
             rows = con.execute("SELECT release, file FROM catalog_files").fetchall()
-        finally:
-            con.close()
     except duckdb.Error:
         return None
     files: dict[int, list[str]] = {}
@@ -203,13 +203,10 @@ def _swapped_in(paths: WarehousePaths, start_from: Path | None):
     target.parent.mkdir(parents=True, exist_ok=True)
     if start_from is not None:
         shutil.copyfile(start_from, tmp)
-    con = connect(paths, tmp)
-    try:
+    with _attached(paths, tmp, read_only=False) as con:
         con.execute("BEGIN TRANSACTION")  # one commit, not one per view
         yield con
         con.execute("COMMIT")
-    finally:
-        con.close()
     fault_point("catalog_written")
     os.replace(tmp, target)
 
@@ -249,6 +246,53 @@ def connect(
     return con
 
 
+def _process_database() -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB database of this process, which catalog files are attached to
+    (a forked process makes its own: DuckDB's threads do not survive a fork)."""
+    return _database_of(os.getpid())
+
+
+@functools.cache
+def _database_of(pid: int) -> duckdb.DuckDBPyConnection:
+    return duckdb.connect()
+
+
+@contextmanager
+def _attached(paths: WarehousePaths, file: Path, read_only: bool) -> Iterator:
+    """A connection whose default database is the DuckDB file `file`, attached to this
+    process's database rather than opened as a database of its own: opening one builds
+    DuckDB's catalog of functions (0.011 s each time, attaching 0.001 s), and publishing
+    a release opens the catalog three times. Detached after, which writes the changes
+    into the file itself (no write-ahead log is left beside it). A warehouse on S3 gets a
+    database of its own, with its filesystem (see connect)."""
+    if paths.storage.duckdb_filesystem() is not None:
+        con = connect(paths, file, read_only)
+        try:
+            yield con
+        finally:
+            con.close()
+        return
+    database = _process_database()
+    alias = sql_identifier(f"catalog_{uuid.uuid4().hex}")
+    mode = " (READ_ONLY)" if read_only else ""
+    con = database.cursor()
+    try:
+        con.execute(f"ATTACH {sql_string(str(file))} AS {alias}{mode}")
+    except BaseException:
+        con.close()
+        raise
+    try:
+        con.execute(f"USE {alias}")
+        yield con
+    finally:
+        con.close()  # rolls back what it left uncommitted
+        detaching = database.cursor()
+        try:
+            detaching.execute(f"DETACH {alias}")
+        finally:
+            detaching.close()
+
+
 def catalog_info(catalog: Path) -> dict | None:
     """The catalog's own record (release, warehouse, time_travel_releases); None when the
     file is missing or unreadable."""
@@ -277,16 +321,13 @@ def view_row_counts(paths: WarehousePaths, release: int, views: list[str]) -> di
     if not paths.catalog.exists():
         return None
     try:
-        con = connect(paths, read_only=True)
-        try:
+        with _attached(paths, paths.catalog, read_only=True) as con:
             if _info_row(con)["release"] != release:
                 return None
             return {
                 name: con.execute(f"SELECT count(*) FROM {sql_identifier(name)}").fetchone()[0]  # noqa: S608
                 for name in views
             }
-        finally:
-            con.close()
     except duckdb.Error:
         return None
 

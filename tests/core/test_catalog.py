@@ -91,3 +91,33 @@ def test_view_row_counts_are_the_tables_rows_when_the_catalog_shows_the_release(
     assert view_row_counts(paths, 2, ["papers"]) is None  # it shows release 1
     paths.catalog.write_bytes(b"not a catalog")
     assert view_row_counts(paths, 1, ["papers"]) is None
+
+
+def _attached_databases() -> list[str]:
+    rows = catalog._process_database().execute(
+        "SELECT database_name FROM duckdb_databases() WHERE NOT internal ORDER BY ALL"
+    )
+    return [name for (name,) in rows.fetchall()]
+
+
+def test_a_catalog_write_that_fails_leaves_the_catalog_as_it_was_and_nothing_attached(
+    tmp_path, monkeypatch
+):
+    paths = WarehousePaths(tmp_path / "warehouse")
+    publish_release(paths, tables_for(1))
+    wal = paths.catalog.with_name(paths.catalog.name + ".wal")
+    # Written through the process's database, then detached: all in the file itself.
+    assert not wal.exists() and _attached_databases() == ["memory"]
+    before = _contents(paths.catalog)
+
+    def disk_full(*args):
+        raise duckdb.IOException("No space left on device")
+
+    monkeypatch.setattr(catalog, "_add_release", disk_full)
+    with pytest.raises(duckdb.IOException):
+        publish_release(paths, tables_for(1, 2))  # release 2 commits, its catalog fails
+    assert _contents(paths.catalog) == before and catalog_info(paths.catalog)["release"] == 1
+    assert _attached_databases() == ["memory"]
+    monkeypatch.undo()
+    publish_release(paths, tables_for(1, 2, 3))
+    assert _contents(paths.catalog) == _written_afresh(paths, tmp_path)
