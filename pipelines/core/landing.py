@@ -185,7 +185,7 @@ def ingest_landed_files(
         known_rows = staged_before.filter(pl.col("digest_id").is_in(list(known.values())))
         rows = {d["digest_id"]: d for d in known_rows.iter_rows(named=True)}  # by digest_id
         fresh = stage_digests(list(to_stage.values()))
-        staging.write(fresh)  # one pack for the batch
+        staging.write(fresh, known=staged_ids)  # one pack for the batch
         for staged in fresh:
             key = staged.digest["source_path"][0]
             rows[staged.digest_id] = staged.digest.row(0, named=True)

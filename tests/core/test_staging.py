@@ -83,6 +83,24 @@ def test_a_digest_two_runs_staged_is_read_once(staging, monkeypatch):
         assert _sorted(staging.read(name)).equals(_sorted(expected))
 
 
+def test_staged_ids_the_caller_read_are_not_read_again_and_a_stale_set_stages_twice(
+    staging, monkeypatch
+):
+    digests = _digests(3)
+    staging.write(digests[:2])
+    monkeypatch.setattr(staging, "digest_ids", lambda: pytest.fail("the packs listed again"))
+    assert staging.write(digests[:2], known={d.digest_id for d in digests[:2]}) == []
+    # The ids read before another run staged digest 2: it is staged twice, read once.
+    assert staging.write(digests[1:], known={digests[0].digest_id}) == [
+        d.digest_id for d in digests[1:]
+    ]
+    monkeypatch.undo()
+    assert len(staging._packs()) == 2
+    for name in StagingArea.FILES:
+        expected = pl.concat([getattr(d, name) for d in digests])
+        assert _sorted(staging.read(name)).equals(_sorted(expected))
+
+
 def test_small_packs_are_merged_once_there_are_many_and_big_ones_are_left(staging):
     staging.SMALL_PACK, staging.MAX_SMALL_PACKS = 3, 2
     big = _digests(3, first_day=20)
