@@ -11,9 +11,10 @@ secret, see README.md).
 
 from __future__ import annotations
 
-import functools
+import atexit
 import os
 import shutil
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -249,12 +250,26 @@ def connect(
 def _process_database() -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB database of this process, which catalog files are attached to
     (a forked process makes its own: DuckDB's threads do not survive a fork)."""
-    return _database_of(os.getpid())
+    pid = os.getpid()
+    with _DATABASES_LOCK:
+        if pid not in _DATABASES:
+            _DATABASES[pid] = duckdb.connect()
+            atexit.register(_close_database, pid)
+        return _DATABASES[pid]
 
 
-@functools.cache
-def _database_of(pid: int) -> duckdb.DuckDBPyConnection:
-    return duckdb.connect()
+def _close_database(pid: int) -> None:
+    """Closed before the interpreter tears its modules down: a connection alive then may
+    outlive DuckDB's own types, which its bindings report on stderr as leaks."""
+    if pid == os.getpid():  # not a forked copy of another process's
+        with _DATABASES_LOCK:
+            database = _DATABASES.pop(pid, None)
+        if database is not None:
+            database.close()
+
+
+_DATABASES: dict[int, duckdb.DuckDBPyConnection] = {}  # by process id
+_DATABASES_LOCK = threading.Lock()
 
 
 @contextmanager
