@@ -166,9 +166,10 @@ _PAPER_FILES_PER_READ = 8
 
 def _published_papers(paths: WarehousePaths, release: dict) -> pl.DataFrame:
     """The papers of `release`, as sharing_abstracts gives them."""
-    files = paths.data_files(paths.delta("papers", release["papers_version"]))
+    table = paths.delta("papers", release["papers_version"])
+    files = paths.data_files(table)
     if not files:  # no rows: the table's schema alone
-        return read_release_table(paths, release, "papers")
+        return pl.DataFrame(schema=_schema(table))
     return pl.concat(
         [
             sharing_abstracts(paths.read_files(files[start : start + _PAPER_FILES_PER_READ]))
