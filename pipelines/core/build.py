@@ -275,7 +275,8 @@ def _build(
         # A stricter check on kept rows needs them made again: for papers, a new
         # ENRICHMENT_VERSION; related lists are kept while the vocabulary is current.
         yield "digests", digests, DigestSchema, None
-        yield "appearances", appearances, AppearanceSchema, None
+        # A kept paper's appearances are its published rows: its digests did not change.
+        yield "appearances", appearances, AppearanceSchema, among(appearances, "paper_id", kept_ids)
         yield "papers", papers, PaperSchema, among(papers, "paper_id", kept_ids)
         update = relating.result()  # waited for last: meanwhile the others are checked
         passed = among(update.related, "paper_id", update.kept_lists)

@@ -5,6 +5,7 @@ import polars as pl
 from pipelines.core.build import Previous, build_tables, digest_statuses
 from pipelines.core.parsing import PARSER_VERSION, parse_digest
 from pipelines.core.staging import StagingArea, stage_digest
+from pipelines.core.validation import validate
 from tests.conftest import abstract_for, abstract_loader, digest_text
 
 T0 = dt.datetime(2025, 6, 1, tzinfo=dt.UTC)
@@ -141,6 +142,41 @@ def test_papers_whose_digests_did_not_change_are_kept_as_published():
     assert _rebuilt(build(a, b), a, b, b2) == {"Kept": 99, "Again": 1, "Newer": 1}
     # Another parser may have read the same files otherwise: nothing is kept.
     assert _rebuilt(build(a), a, parser_version="0.0.0") == {"Kept": 1, "Again": 1}
+
+
+def test_only_the_appearances_of_papers_made_again_are_checked_against_their_schema(
+    monkeypatch,
+):
+    import pipelines.core.build as build_module
+
+    checked_titles = {}
+
+    def recording(frame, model, passed=None):
+        if "title" in frame.columns:
+            unpassed = frame if passed is None else frame.filter(~passed)
+            checked_titles[model.__name__] = sorted(unpassed["title"])
+        return validate(frame, model, passed)
+
+    a = staged(
+        "a.txt", "Mar 14", [("Kept", abstract_for("kept")), ("Again", abstract_for("again"))], T0
+    )
+    b = staged(
+        "b.txt", "Mar 15", [("Again", abstract_for("again")), ("New", abstract_for("new"))], T0
+    )
+    published = build(a)
+    monkeypatch.setattr(build_module, "validate", recording)
+    tables = build_tables(
+        pl.concat([a.digest, b.digest]),
+        pl.concat([a.entries, b.entries]),
+        pl.concat([a.quarantine, b.quarantine]),
+        Previous(
+            published["appearances"], published["papers"], release=1, parser_version=PARSER_VERSION
+        ),
+    )
+    # "Kept" appeared in a.txt alone, published as it is; "Again" gained a day.
+    assert checked_titles["AppearanceSchema"] == ["Again", "Again", "New"]
+    assert checked_titles["PaperSchema"] == ["Again", "New"]
+    assert tables["appearances"].height == 4 and tables["quarantine"].height == 0
 
 
 def test_a_digest_listing_a_paper_twice_has_its_papers_made_again():
