@@ -36,6 +36,9 @@ def test_benchmark_runner_smoke(tmp_path):
     for phase in ("baseline", "full_build", "add_one_digest", "no_op"):
         assert figures[phase]["seconds"] > 0 and figures[phase]["peak_rss_mb"] > 0
         assert figures[phase]["cpu_seconds"] > 0
+        # Measured as a user's install runs: Pandera would import hypothesis if it could.
+        assert "hypothesis" in figures[phase]["dev_packages_blocked"]
+        assert figures[phase]["dev_packages_imported"] == []
     assert len(list((tmp_path / "landing").glob("synthetic-*.txt"))) == 4
     # Each round starts from an empty warehouse and the corpus without the next digest.
     assert len(figures["rounds"]) == 2
