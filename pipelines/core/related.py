@@ -18,10 +18,14 @@ never fail a build."""
 
 from __future__ import annotations
 
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import polars as pl
+import pyarrow.parquet as pq
 from scipy import sparse
 
 from pipelines.core.diff import unchanged
@@ -76,6 +80,19 @@ class Vocabulary:
             return None
         return cls(frame.select("word", "df"), int(frame["n_papers"][0]))
 
+    @property
+    def max_papers(self) -> int:
+        """The most papers a word may be in to be weighed. Words in over half the papers
+        say nothing about any one of them (in a corpus big enough for that to mean
+        something); past a few thousand papers, a word in more than MAX_PAPERS_PER_WORD of
+        them adds little but costs quadratically."""
+        n = self.n_papers
+        return n if n < 20 else min(n // 2, MAX_PAPERS_PER_WORD)
+
+    def common(self) -> pl.Series:
+        """The words in more than max_papers papers: not weighed."""
+        return self.words.filter(pl.col("df") > self.max_papers)["word"]
+
     def is_current_for(self, n_papers: int) -> bool:
         return self.n_papers > 0 and abs(n_papers - self.n_papers) <= (
             REFRESH_GROWTH * self.n_papers
@@ -85,15 +102,20 @@ class Vocabulary:
 def _word_counts(papers: pl.DataFrame) -> pl.DataFrame:
     """(doc, word, tf) in doc order: doc is the row number in `papers`, word a word's
     hash."""
-    text = pl.format("{} {} {}", "title", "title", "abstract").str.to_lowercase()
     if papers.height == 0:
         return pl.DataFrame(schema={"doc": _DOC, "word": pl.UInt64, "tf": pl.UInt32})
+    return pl.concat(list(_word_count_slices(papers)), how="vertical")
+
+
+def _word_count_slices(papers: pl.DataFrame) -> Iterator[pl.DataFrame]:
+    """_word_counts of `papers`, a slice of papers at a time, in doc order."""
+    text = pl.format("{} {} {}", "title", "title", "abstract").str.to_lowercase()
     # A slice of papers at a time, so that memory stays bounded (a paper's words exploded
     # are 250 rows, its counts 130); each slice by the streaming engine, which tokenizes
     # on every core. 541,222 papers: 31.2 s before, 19.2 s; counting them all in one
     # streaming query took 20.9 s and 5.9 GB rather than 2.5 GB.
-    return pl.concat(
-        [
+    for start in range(0, papers.height, _PAPERS_PER_SLICE):
+        yield (
             papers.slice(start, _PAPERS_PER_SLICE)
             .lazy()
             .select(text=text)
@@ -105,10 +127,7 @@ def _word_counts(papers: pl.DataFrame) -> pl.DataFrame:
             .agg(tf=pl.len())
             .sort("doc")  # slice by slice: the whole is in paper order, unsorted again
             .collect(engine="streaming")
-            for start in range(0, papers.height, _PAPERS_PER_SLICE)
-        ],
-        how="vertical",
-    )
+        )
 
 
 @dataclass(frozen=True)
@@ -163,6 +182,66 @@ def word_counts(papers: pl.DataFrame) -> WordCounts:
     return WordCounts.of(papers["paper_id"], _word_counts(papers))
 
 
+# Past this many papers, a build counting every paper's words writes them to a file as it
+# counts them rather than holding them (SpilledCounts).
+COUNTS_HELD_MAX_PAPERS = 100_000
+
+
+class SpilledCounts:
+    """Word counts written to a local file as they are counted, a slice of papers at a
+    time, and not held: those of the 541,273 papers of 10,000 digests are 42 million rows,
+    670 MB in memory, at the peak of a full build. The file is the `words` of WordCounts
+    (word, tf), written as the staging area keeps it, which copies it as it is. Held:
+    `papers` (paper_id, n) as in WordCounts, and each word's document frequency. Related
+    papers read back only the rows of the words they weigh (`rows`), most rows being
+    those of the few words in too many papers. The file goes with this object."""
+
+    def __init__(self, ids: pl.Series, slices: Iterator[pl.DataFrame]):
+        """From (doc, word, tf) slices in doc order, doc being the paper's row in `ids`."""
+        self._folder = tempfile.TemporaryDirectory(prefix="papers-word-counts-")
+        self.words_file = Path(self._folder.name) / "words.parquet"
+        none = pl.DataFrame(schema={"doc": _DOC, "word": pl.UInt64, "tf": pl.UInt32})
+        runs, frequencies = [none["doc"].rle()], [none.group_by("word").agg(df=pl.len())]
+        schema = none.select("word", "tf").to_arrow().schema
+        with pq.ParquetWriter(self.words_file, schema, compression="zstd") as writer:
+            for counted in slices:  # a row group each
+                runs.append(counted["doc"].rle())
+                frequencies.append(counted.group_by("word").agg(df=pl.len()))
+                writer.write_table(counted.select("word", "tf").to_arrow())
+        runs = pl.concat(runs)
+        self._docs = runs.struct.field("value").to_numpy()
+        self.papers = pl.DataFrame(
+            {
+                "paper_id": ids.gather(runs.struct.field("value")),
+                "n": runs.struct.field("len").cast(pl.UInt32),
+            }
+        )
+        self.frequencies = (
+            pl.concat(frequencies, how="vertical")
+            .group_by("word")
+            .agg(pl.col("df").sum().cast(pl.Int64))
+            .sort("word")
+        )
+
+    def vocabulary(self, n_papers: int) -> Vocabulary:
+        return Vocabulary(self.frequencies, n_papers)
+
+    def rows(self, excluding: pl.Series) -> pl.DataFrame:
+        """(doc, word, tf) of every row whose word is not in `excluding`, in doc order:
+        what tfidf_vectors keeps of the counts, read a row group at a time."""
+        found = (
+            pl.scan_parquet(self.words_file)
+            .with_row_index("row")
+            .filter(~pl.col("word").is_in(excluding.implode()))
+            .collect(engine="streaming")
+        )
+        # A row's paper is the first whose rows end after it.
+        ends = np.cumsum(self.papers["n"].to_numpy(), dtype=np.int64)
+        paper = np.searchsorted(ends, found["row"].to_numpy(), side="right")
+        doc = pl.Series("doc", self._docs[paper], _DOC)
+        return found.select(doc, "word", "tf")
+
+
 def _row_numbers(
     papers: pl.DataFrame, name: str = "doc", dtype: pl.DataType = _DOC
 ) -> pl.DataFrame:
@@ -202,15 +281,11 @@ def tfidf_vectors(
     word of no paper. `counted`: the papers' (doc, word, tf), when already counted."""
     counts = _word_counts(papers) if counted is None else counted
     vocabulary = vocabulary_of(papers, counts) if vocabulary is None else vocabulary
-    n = vocabulary.n_papers
-    # Words in over half the papers say nothing about any one of them (in a corpus big
-    # enough for that to mean something); past a few thousand papers, a word in more
-    # than MAX_PAPERS_PER_WORD of them adds little but costs quadratically.
-    max_papers = n if n < 20 else min(n // 2, MAX_PAPERS_PER_WORD)
+    n, max_papers = vocabulary.n_papers, vocabulary.max_papers
     # The few words in too many papers hold most rows of the counts: dropped first, the
     # join is a small one (1.16 s -> 0.33 s for 541,222 papers, 42 million rows). A slice
     # of rows at a time, so that only what is kept is held whole.
-    common = vocabulary.words.filter(pl.col("df") > max_papers)["word"].implode()
+    common = vocabulary.common().implode()
     counts = by_slices(
         counts,
         lambda rows: (
@@ -380,13 +455,15 @@ def _related(
 class RelatedUpdate:
     related: pl.DataFrame  # RelatedPaperSchema
     vocabulary: Vocabulary  # the word weights it was computed with
-    new_counts: WordCounts  # of the papers this build counted
+    new_counts: WordCounts | SpilledCounts  # of the papers this build counted
     paper_ids: pl.Series  # the papers, in the order `counted` numbers them
-    counted: pl.DataFrame  # (doc, word, tf) of every paper, kept or counted
+    counted: pl.DataFrame | None  # (doc, word, tf) of every paper; None when spilled
     kept_lists: pl.Series  # the papers whose lists are the previous release's rows as they are
 
-    def counts(self) -> WordCounts:
+    def counts(self) -> WordCounts | SpilledCounts:
         """The word counts of every paper."""
+        if self.counted is None:  # every paper was counted, into a file
+            return self.new_counts
         return WordCounts.of(self.paper_ids, self.counted)
 
 
@@ -416,7 +493,11 @@ def update_related(
     )
     changed = maybe.filter(~unchanged(maybe, previous_papers, ["title", "abstract"]))["paper_id"]
     ids = papers["paper_id"]
-    if previous_counts is None:
+    spilled = None
+    if previous_counts is None and papers.height > COUNTS_HELD_MAX_PAPERS:
+        spilled = SpilledCounts(ids, _word_count_slices(papers))
+        counted = fresh = None
+    elif previous_counts is None:
         counted = fresh = _word_counts(papers)
     else:  # kept for the papers whose text is unchanged, counted for the others
         rows = _row_numbers(papers)
@@ -429,17 +510,24 @@ def update_related(
 
     def result(related: pl.DataFrame, kept_lists: pl.Series | None = None) -> RelatedUpdate:
         kept_lists = ids.clear() if kept_lists is None else kept_lists  # none kept
-        return RelatedUpdate(
-            related, vocabulary, WordCounts.of(ids, fresh), ids, counted, kept_lists
-        )
+        new_counts = spilled if spilled is not None else WordCounts.of(ids, fresh)
+        return RelatedUpdate(related, vocabulary, new_counts, ids, counted, kept_lists)
+
+    def weighed(vocabulary: Vocabulary) -> pl.DataFrame:
+        """The counts tfidf_vectors needs: read back the rows it keeps, when spilled."""
+        return counted if spilled is None else spilled.rows(excluding=vocabulary.common())
 
     if vocabulary is None or not vocabulary.is_current_for(papers.height) or papers.height < 2:
-        vocabulary = vocabulary_of(papers, counted)
-        return result(_related(papers, k, vocabulary, counted))
+        vocabulary = (
+            spilled.vocabulary(papers.height)
+            if spilled is not None
+            else vocabulary_of(papers, counted)
+        )
+        return result(_related(papers, k, vocabulary, weighed(vocabulary)))
     gone = previous_papers.join(papers, on="paper_id", how="anti")["paper_id"]
     if changed.is_empty() and gone.is_empty():
         return result(previous_related, previous_related["paper_id"].unique())
-    vectors = tfidf_vectors(papers, vocabulary, counted)
+    vectors = tfidf_vectors(papers, vocabulary, weighed(vocabulary))
     if vectors.nnz == 0:
         return result(empty_frame(RelatedPaperSchema))
     row_of = _row_numbers(papers, "row", pl.Int64)

@@ -16,7 +16,7 @@ import polars as pl
 
 from pipelines.core.identity import AbstractLoader, entry_keys, with_entry_keys
 from pipelines.core.parsing import PARSER_VERSION, ParsedDigest
-from pipelines.core.related import WordCounts
+from pipelines.core.related import SpilledCounts, WordCounts
 from pipelines.core.storage import Storage
 from pipelines.core.validation import validate
 from schemas.tables import DigestSchema, EntrySchema, QuarantineSchema, empty_frame
@@ -374,9 +374,9 @@ class StagingArea:
         self,
         key: str,
         vocabulary: pl.DataFrame,
-        counts: WordCounts | Callable[[], WordCounts],
+        counts: WordCounts | SpilledCounts | Callable[[], WordCounts | SpilledCounts],
         kept_pieces: tuple[str, ...] = (),
-        new_counts: WordCounts | None = None,
+        new_counts: WordCounts | SpilledCounts | None = None,
     ) -> None:
         """Keep what related_papers with content hash `key` was computed from: its
         vocabulary and the papers' word counts `counts` (or a function that makes them,
@@ -393,7 +393,10 @@ class StagingArea:
         if new_counts.papers.height:
             pieces.append(uuid.uuid4().hex)
             papers_file, words_file = _piece_files(pieces[-1])
-            self.storage.write_parquet(new_counts.words, self._related_file(words_file))
+            if isinstance(new_counts, SpilledCounts):  # written already, as kept here
+                self.storage.write_file(new_counts.words_file, self._related_file(words_file))
+            else:
+                self.storage.write_parquet(new_counts.words, self._related_file(words_file))
             self.storage.write_parquet(new_counts.papers, self._related_file(papers_file))
         self.storage.write_parquet(vocabulary, self._related_file(f"{key}.vocabulary.parquet"))
         # The list of pieces last: without it, the state is not used.

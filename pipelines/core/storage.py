@@ -9,8 +9,10 @@ so a reader never sees half of one.
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from functools import cached_property
+from pathlib import Path
 
 import polars as pl
 import pyarrow.fs as pafs
@@ -27,6 +29,7 @@ _S3_ENVIRONMENT = {
 
 # Local writes go to a temporary file beside the target, then a rename.
 _TMP_PREFIX = ".tmp-"
+_COPY_BYTES = 8 * 2**20  # a local file is copied in pieces of this size
 
 
 def is_remote(root: str) -> bool:
@@ -102,6 +105,11 @@ class Storage:
     def write_parquet(self, frame: pl.DataFrame, relative: str, compression: str = "zstd") -> None:
         # streamed: no second copy in memory
         self._write(relative, lambda stream: frame.write_parquet(stream, compression=compression))
+
+    def write_file(self, local: str | Path, relative: str) -> None:
+        """Copy a local file here as it is."""
+        with open(local, "rb") as source:
+            self._write(relative, lambda stream: shutil.copyfileobj(source, stream, _COPY_BYTES))
 
     def _write(self, relative: str, write) -> None:
         """`write(stream)` into the file, which appears whole or not at all."""

@@ -1,7 +1,7 @@
 import polars as pl
 import pytest
 
-from pipelines.core.related import related_papers
+from pipelines.core.related import WordCounts, related_papers
 from schemas.tables import RelatedPaperSchema
 from tests.conftest import abstract_for
 
@@ -86,6 +86,45 @@ def test_word_counts_are_each_papers_own_words_however_many_papers():
         assert dict(rows.select("word", "tf").iter_rows()) == expected
     nothing = related._word_counts(frame.head(0))
     assert nothing.height == 0 and nothing.schema == counted.schema
+
+
+def _spilled_and_held(monkeypatch, frame: pl.DataFrame):
+    """update_related over `frame` with nothing before it: its word counts held, then
+    written to a file as counted (as past COUNTS_HELD_MAX_PAPERS papers)."""
+    from pipelines.core import related
+    from pipelines.core.related import update_related
+    from schemas.tables import empty_frame
+
+    nothing = (frame.head(0), empty_frame(RelatedPaperSchema), None)
+    held = update_related(frame, *nothing)
+    monkeypatch.setattr(related, "COUNTS_HELD_MAX_PAPERS", 0)
+    return update_related(frame, *nothing), held
+
+
+def _written(spilled) -> WordCounts:
+    return WordCounts(spilled.papers, pl.read_parquet(spilled.words_file))
+
+
+# 5: several slices, so several row groups in the file.
+@pytest.mark.parametrize("papers_per_slice", [20_000, 5])
+def test_word_counts_written_as_counted_give_what_counts_held_give(monkeypatch, papers_per_slice):
+    from pipelines.core import related
+    from pipelines.core.related import SpilledCounts, word_counts
+
+    monkeypatch.setattr(related, "_PAPERS_PER_SLICE", papers_per_slice)
+    # Past 20 papers, the words in over half of them are not weighed: those rows are not
+    # read back from the file.
+    frame = papers([*TOPICS, *(f"{topic} revisited" for topic in TOPICS)])
+    spilled, held = _spilled_and_held(monkeypatch, frame)
+    assert spilled.vocabulary.common().len() > 0
+    assert held.counted is not None and spilled.counted is None  # not held
+    assert isinstance(spilled.new_counts, SpilledCounts)
+    assert spilled.counts() is spilled.new_counts
+    assert spilled.vocabulary.words.equals(held.vocabulary.words)
+    assert spilled.related.equals(held.related)
+    assert spilled.related.equals(related_papers(frame))
+    # The file holds every paper's counts, as the staging area keeps them.
+    assert _long(_written(spilled.counts())).equals(_long(word_counts(frame)))
 
 
 def test_the_result_does_not_depend_on_the_block_size(monkeypatch):

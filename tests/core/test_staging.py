@@ -176,6 +176,18 @@ def test_word_counts_are_kept_in_pieces_and_merged_into_one_past_a_limit(staging
     assert len(staging.storage.files("staging/related")) == 4
 
 
+def test_word_counts_written_to_a_file_as_counted_are_kept_as_a_piece(staging, monkeypatch):
+    from pipelines.core.related import word_counts
+    from tests.core.test_related import _long, _spilled_and_held, papers
+
+    spilled, _ = _spilled_and_held(monkeypatch, papers())
+    staging.save_related_state("key", spilled.vocabulary.to_frame(), spilled.counts)
+    assert len(staging.count_pieces("key")) == 1
+    vocabulary, counts = staging.related_state("key")
+    assert vocabulary.drop("n_papers", "probe_hash").equals(spilled.vocabulary.words)
+    assert _long(counts).equals(_long(word_counts(papers())))
+
+
 def test_word_counts_kept_as_lists_by_an_earlier_version_are_read(staging):
     import json
 
