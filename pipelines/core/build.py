@@ -24,7 +24,13 @@ from pipelines.core.identity import (
     fill_abstracts,
 )
 from pipelines.core.parsing import PARSER_VERSION
-from pipelines.core.related import RelatedUpdate, Vocabulary, WordCounts, update_related
+from pipelines.core.related import (
+    RelatedUpdate,
+    Vocabulary,
+    WeighedCounts,
+    WordCounts,
+    update_related,
+)
 from pipelines.core.validation import validate
 from schemas.tables import (
     TABLE_KEYS,
@@ -83,7 +89,7 @@ class Previous:
     papers: pl.DataFrame | None  # None while `still_reading`
     related: pl.DataFrame = field(default_factory=lambda: empty_frame(RelatedPaperSchema))
     vocabulary: Vocabulary | None = None
-    word_counts: WordCounts | None = None
+    word_counts: WordCounts | WeighedCounts | None = None
     word_count_pieces: tuple[str, ...] = ()  # the kept pieces word_counts were read from
     sentences: pl.DataFrame | None = None  # SentenceCache.frame, when one was kept
     release: int | None = None  # the release its appearances and papers were read from

@@ -32,7 +32,6 @@ from pipelines.core.enrich import sharing_abstracts
 from pipelines.core.faults import fault_point
 from pipelines.core.hashing import table_hash
 from pipelines.core.parsing import PARSER_VERSION
-from pipelines.core.related import Vocabulary
 from pipelines.core.validation import validate
 from pipelines.core.warehouse import WarehousePaths
 from schemas.tables import (
@@ -114,7 +113,7 @@ def previous_build(paths: WarehousePaths, release: dict | None = None) -> Previo
         pieces = paths.staging.count_pieces(release["related_papers_hash"])
         try:
             related = read_release_table(paths, release, "related_papers")
-            state = paths.staging.related_state(release["related_papers_hash"], pieces)
+            state = paths.staging.weighed_related_state(release["related_papers_hash"], pieces)
         except Exception:  # then related papers are recomputed
             return empty_frame(RelatedPaperSchema), pieces, None
         return related, pieces, state
@@ -139,13 +138,12 @@ def previous_build(paths: WarehousePaths, release: dict | None = None) -> Previo
         except Exception:  # unreadable: every paper is made again from its entries
             papers = empty_frame(PaperSchema)
         related, pieces, state = reading_related.result()
-        vocabulary = Vocabulary.from_frame(state[0]) if state is not None else None
+        vocabulary, counts = (None, None) if state is None else state
         return {
             "papers": papers,
             "related": related,
             "vocabulary": vocabulary,
-            # Counted with that vocabulary's word hashes, or not used.
-            "word_counts": state[1] if vocabulary is not None else None,
+            "word_counts": counts,  # counted with that vocabulary's word hashes
             "word_count_pieces": pieces if vocabulary is not None else (),
         }
 

@@ -19,7 +19,7 @@ never fail a build."""
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -176,6 +176,34 @@ class WordCounts:
         """These counts but those of the papers `drop` marks (one per paper)."""
         return WordCounts(self.papers.filter(~drop), self.words.filter(~self.per_row(drop)))
 
+    @classmethod
+    def of_rows(cls, papers: pl.DataFrame, found: pl.DataFrame) -> WordCounts:
+        """From `found` (row, word, tf), some of the rows of the `words` of the counts whose
+        `papers` these are, in order: every paper is kept, n its rows found."""
+        paper = _papers_of_rows(papers["n"], found["row"])
+        n = np.bincount(paper, minlength=papers.height).astype(np.uint32)
+        return cls(papers.with_columns(n=pl.Series("n", n)), found.select("word", "tf"))
+
+
+def _papers_of_rows(n: pl.Series, rows: pl.Series) -> np.ndarray:
+    """For rows of the `words` of word counts whose papers have `n` rows each, the paper
+    (its place in `papers`) each row is of: the first paper whose rows end after it."""
+    ends = np.cumsum(n.to_numpy(), dtype=np.int64)
+    return np.searchsorted(ends, rows.to_numpy(), side="right")
+
+
+@dataclass(frozen=True)
+class WeighedCounts:
+    """Kept word counts read for a vocabulary: `counts` holds only the rows of the words
+    it weighs (its papers all, n their rows here), which is all related papers need while
+    it is current; `read_all` reads every row (None: they are gone), for a new vocabulary
+    or to write them again. At 10,000 digests that is 0.5 million rows of 42 million: the
+    others are of words in too many papers to be weighed."""
+
+    counts: WordCounts
+    vocabulary: Vocabulary
+    read_all: Callable[[], WordCounts | None]
+
 
 def word_counts(papers: pl.DataFrame) -> WordCounts:
     """The word counts of `papers` (paper_id, title, abstract)."""
@@ -235,9 +263,7 @@ class SpilledCounts:
             .filter(~pl.col("word").is_in(excluding.implode()))
             .collect(engine="streaming")
         )
-        # A row's paper is the first whose rows end after it.
-        ends = np.cumsum(self.papers["n"].to_numpy(), dtype=np.int64)
-        paper = np.searchsorted(ends, found["row"].to_numpy(), side="right")
+        paper = _papers_of_rows(self.papers["n"], found["row"])
         doc = pl.Series("doc", self._docs[paper], _DOC)
         return found.select(doc, "word", "tf")
 
@@ -456,15 +482,8 @@ class RelatedUpdate:
     related: pl.DataFrame  # RelatedPaperSchema
     vocabulary: Vocabulary  # the word weights it was computed with
     new_counts: WordCounts | SpilledCounts  # of the papers this build counted
-    paper_ids: pl.Series  # the papers, in the order `counted` numbers them
-    counted: pl.DataFrame | None  # (doc, word, tf) of every paper; None when spilled
     kept_lists: pl.Series  # the papers whose lists are the previous release's rows as they are
-
-    def counts(self) -> WordCounts | SpilledCounts:
-        """The word counts of every paper."""
-        if self.counted is None:  # every paper was counted, into a file
-            return self.new_counts
-        return WordCounts.of(self.paper_ids, self.counted)
+    counts: Callable[[], WordCounts | SpilledCounts]  # the word counts of every paper
 
 
 def update_related(
@@ -472,7 +491,7 @@ def update_related(
     previous_papers: pl.DataFrame,
     previous_related: pl.DataFrame,
     vocabulary: Vocabulary | None,
-    previous_counts: WordCounts | None = None,
+    previous_counts: WordCounts | WeighedCounts | None = None,
     k: int = NEIGHBOURS,
     maybe_changed: pl.Series | None = None,
 ) -> RelatedUpdate:
@@ -493,7 +512,16 @@ def update_related(
     )
     changed = maybe.filter(~unchanged(maybe, previous_papers, ["title", "abstract"]))["paper_id"]
     ids = papers["paper_id"]
-    spilled = None
+    is_current = (
+        vocabulary is not None and vocabulary.is_current_for(papers.height) and papers.height >= 2
+    )
+    # Counts read for this vocabulary hold only the rows of the words it weighs: a new one
+    # needs them all.
+    if isinstance(previous_counts, WeighedCounts) and not (
+        is_current and previous_counts.vocabulary is vocabulary
+    ):
+        previous_counts = previous_counts.read_all()  # None if gone: counted again
+    spilled = every_count = None
     if previous_counts is None and papers.height > COUNTS_HELD_MAX_PAPERS:
         spilled = SpilledCounts(ids, _word_count_slices(papers))
         counted = fresh = None
@@ -502,22 +530,38 @@ def update_related(
     else:  # kept for the papers whose text is unchanged, counted for the others
         rows = _row_numbers(papers)
         unchanged_rows = rows.filter(~pl.col("paper_id").is_in(changed.implode()))
-        kept, kept_docs = _by_doc(unchanged_rows, previous_counts)
+        partial = previous_counts if isinstance(previous_counts, WeighedCounts) else None
+        kept, kept_docs = _by_doc(
+            unchanged_rows, previous_counts if partial is None else partial.counts
+        )
         todo = rows.filter(~pl.col("doc").is_in(kept_docs.implode()))["doc"]
         fresh = _word_counts(papers[todo])
         fresh = fresh.with_columns(doc=todo.gather(fresh["doc"]))  # rows of `papers`
         counted = pl.concat([kept, fresh.cast(kept.schema)], how="vertical")
+        if partial is not None:  # the kept papers' rows of weighed words only
+
+            def every_count(partial: WeighedCounts = partial) -> WordCounts:
+                everything = partial.read_all()
+                if everything is None:  # gone meanwhile: counted again
+                    return word_counts(papers)
+                kept = _by_doc(unchanged_rows, everything)[0]
+                return WordCounts.of(ids, pl.concat([kept, fresh.cast(kept.schema)]))
+
+    def counts() -> WordCounts | SpilledCounts:
+        if spilled is not None:  # every paper was counted, into a file
+            return spilled
+        return every_count() if every_count is not None else WordCounts.of(ids, counted)
 
     def result(related: pl.DataFrame, kept_lists: pl.Series | None = None) -> RelatedUpdate:
         kept_lists = ids.clear() if kept_lists is None else kept_lists  # none kept
         new_counts = spilled if spilled is not None else WordCounts.of(ids, fresh)
-        return RelatedUpdate(related, vocabulary, new_counts, ids, counted, kept_lists)
+        return RelatedUpdate(related, vocabulary, new_counts, kept_lists, counts)
 
     def weighed(vocabulary: Vocabulary) -> pl.DataFrame:
         """The counts tfidf_vectors needs: read back the rows it keeps, when spilled."""
         return counted if spilled is None else spilled.rows(excluding=vocabulary.common())
 
-    if vocabulary is None or not vocabulary.is_current_for(papers.height) or papers.height < 2:
+    if not is_current:
         vocabulary = (
             spilled.vocabulary(papers.height)
             if spilled is not None

@@ -16,7 +16,7 @@ import polars as pl
 
 from pipelines.core.identity import AbstractLoader, entry_keys, with_entry_keys
 from pipelines.core.parsing import PARSER_VERSION, ParsedDigest
-from pipelines.core.related import SpilledCounts, WordCounts
+from pipelines.core.related import SpilledCounts, Vocabulary, WeighedCounts, WordCounts
 from pipelines.core.storage import Storage
 from pipelines.core.validation import validate
 from schemas.tables import DigestSchema, EntrySchema, QuarantineSchema, empty_frame
@@ -435,12 +435,41 @@ class StagingArea:
         if not pieces:
             return None
         try:
-            vocabulary = self.storage.read_parquet(
-                [self._related_file(f"{key}.vocabulary.parquet")]
-            )
-            counts = [self._read_piece(piece) for piece in pieces]
+            vocabulary = self._vocabulary(key)
+            counts = self._counts(pieces)
         except (OSError, pl.exceptions.PolarsError):
             return None
+        return vocabulary, counts
+
+    def weighed_related_state(
+        self, key: str, pieces: tuple[str, ...] | None = None
+    ) -> tuple[Vocabulary, WeighedCounts] | None:
+        """The vocabulary saved under `key` and the counts of the words it weighs, or None
+        (none saved, or hashed otherwise): all a build needs while that vocabulary is
+        current. Every count is read only if asked for."""
+        pieces = self.count_pieces(key) if pieces is None else pieces
+        if not pieces:
+            return None
+        try:
+            vocabulary = Vocabulary.from_frame(self._vocabulary(key))
+            if vocabulary is None:
+                return None
+            counts = self._counts(pieces, excluding=vocabulary.common())
+        except (OSError, pl.exceptions.PolarsError):
+            return None
+
+        def read_all() -> WordCounts | None:
+            state = self.related_state(key, pieces)
+            return None if state is None else state[1]
+
+        return vocabulary, WeighedCounts(counts, vocabulary, read_all)
+
+    def _vocabulary(self, key: str) -> pl.DataFrame:
+        return self.storage.read_parquet([self._related_file(f"{key}.vocabulary.parquet")])
+
+    def _counts(self, pieces: tuple[str, ...], excluding: pl.Series | None = None) -> WordCounts:
+        """The word counts kept in `pieces`, but the rows of the words `excluding`."""
+        counts = [self._read_piece(piece, excluding) for piece in pieces]
         # The counts of papers counted again in a later piece are dropped; a piece is
         # copied only when it has any (a paper's text seldom changes).
         for i in range(len(counts) - 1):
@@ -448,16 +477,27 @@ class StagingArea:
             stale = counts[i].papers["paper_id"].is_in(later.implode())
             if stale.any():
                 counts[i] = counts[i].without(stale)
-        return vocabulary, WordCounts.concat(counts)
+        return WordCounts.concat(counts)
 
-    def _read_piece(self, piece: str) -> WordCounts:
+    def _read_piece(self, piece: str, excluding: pl.Series | None = None) -> WordCounts:
         files = [self._related_file(file) for file in _piece_files(piece)]
+        kept = None if excluding is None else ~pl.col("word").is_in(excluding.implode())
         if len(files) == 1:  # a list of words per paper, as an earlier version kept them
-            return _from_lists(self.storage.read_parquet(files))
-        papers, words = (self.storage.read_parquet([file]) for file in files)
-        if papers["n"].sum() != words.height:  # damaged: related papers computed in full
-            raise pl.exceptions.ShapeError(f"{piece}: {words.height} words for the papers' n")
-        return WordCounts(papers, words)
+            counts = _from_lists(self.storage.read_parquet(files))
+            if kept is None:
+                return counts
+            return WordCounts.of_rows(
+                counts.papers, counts.words.with_row_index("row").filter(kept)
+            )
+        papers_file, words_file = files
+        papers = self.storage.read_parquet([papers_file])
+        n_words = self.storage.n_rows(words_file)
+        if papers["n"].sum() != n_words:  # damaged: related papers computed in full
+            raise pl.exceptions.ShapeError(f"{piece}: {n_words} words for the papers' n")
+        if kept is None:
+            return WordCounts(papers, self.storage.read_parquet([words_file]))
+        found = self.storage.read_parquet([words_file], where=kept, row_index="row")
+        return WordCounts.of_rows(papers, found)
 
     def _changes_file(self, release: int, papers_hash: str) -> str:
         return f"{self.prefix}/changes/{int(release)}-{papers_hash}.parquet"

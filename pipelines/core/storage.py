@@ -162,12 +162,30 @@ class Storage:
         file_column: str | None = None,
         schema: dict[str, pl.DataType] | None = None,
         where: pl.Expr | None = None,
+        row_index: str | None = None,
     ) -> pl.DataFrame:
         """The files' rows in one frame (those matching `where`, when given); `file_column`
-        names a column that holds each row's file (its full URI). With a `schema`, a file
-        lacking some of its columns gives nulls in them."""
+        names a column that holds each row's file (its full URI), `row_index` one that
+        holds its place among all rows. With a `schema`, a file lacking some of its columns
+        gives nulls in them."""
         return read_parquet_uris(
-            [self.uri(r) for r in relatives], self.options, columns, file_column, schema, where
+            [self.uri(r) for r in relatives],
+            self.options,
+            columns,
+            file_column,
+            schema,
+            where,
+            row_index,
+        )
+
+    def n_rows(self, relative: str) -> int:
+        """The rows of a Parquet file, from its footer."""
+        options = self.options if self.remote else None
+        return (
+            pl.scan_parquet(self.uri(relative), storage_options=options)
+            .select(pl.len())
+            .collect()
+            .item()
         )
 
     def duckdb_filesystem(self) -> ArrowFSWrapper | None:
@@ -183,10 +201,13 @@ def read_parquet_uris(
     file_column: str | None = None,
     schema: dict[str, pl.DataType] | None = None,
     where: pl.Expr | None = None,
+    row_index: str | None = None,
 ) -> pl.DataFrame:
     remote = bool(uris) and is_remote(uris[0])
     if columns and file_column:
         columns = [*columns, file_column]  # else Polars leaves it out
+    if columns and row_index:
+        columns = [row_index, *columns]
     scan = pl.scan_parquet(
         uris,
         storage_options=options if remote else None,
@@ -195,6 +216,8 @@ def read_parquet_uris(
         missing_columns="raise" if schema is None else "insert",
         extra_columns="raise" if schema is None else "ignore",  # `schema` may name a few
     )
+    if row_index is not None:  # numbered before filtered
+        scan = scan.with_row_index(row_index)
     # The filter before the columns: only the matching rows of the other columns are decoded.
     if where is not None:
         scan = scan.filter(where)

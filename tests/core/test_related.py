@@ -20,6 +20,8 @@ TOPICS = [
     "machine translation",
     "low resource machine translation",
 ]
+# Past 20 papers, the words in over half of them are not weighed.
+TOPICS_REVISITED = [*TOPICS, *(f"{topic} revisited" for topic in TOPICS)]
 
 
 def papers(topics=TOPICS):
@@ -114,11 +116,11 @@ def test_word_counts_written_as_counted_give_what_counts_held_give(monkeypatch, 
     monkeypatch.setattr(related, "_PAPERS_PER_SLICE", papers_per_slice)
     # Past 20 papers, the words in over half of them are not weighed: those rows are not
     # read back from the file.
-    frame = papers([*TOPICS, *(f"{topic} revisited" for topic in TOPICS)])
+    frame = papers(TOPICS_REVISITED)
     spilled, held = _spilled_and_held(monkeypatch, frame)
     assert spilled.vocabulary.common().len() > 0
-    assert held.counted is not None and spilled.counted is None  # not held
     assert isinstance(spilled.new_counts, SpilledCounts)
+    assert not isinstance(held.new_counts, SpilledCounts)
     assert spilled.counts() is spilled.new_counts
     assert spilled.vocabulary.words.equals(held.vocabulary.words)
     assert spilled.related.equals(held.related)
@@ -144,16 +146,42 @@ def _long(counts) -> pl.DataFrame:
     return counts.words.select(pl.Series("paper_id", ids), "word", "tf").sort(pl.all())
 
 
-def _updated(before: pl.DataFrame, after: pl.DataFrame, k: int = 2, maybe_changed=None):
+def _updated(
+    before: pl.DataFrame, after: pl.DataFrame, k: int = 2, maybe_changed=None, kept_as=None
+):
     """update_related from `before` to `after`, with lists short enough (k) that most of
-    them hold neither the papers that left nor those that changed."""
+    them hold neither the papers that left nor those that changed. `kept_as(counts,
+    vocabulary)`: the kept counts as the build is given them (default: as they are)."""
     from pipelines.core.related import update_related, vocabulary_of, word_counts
 
     counts = word_counts(before)
     vocabulary = vocabulary_of(before)
+    if kept_as is not None:
+        counts = kept_as(counts, vocabulary)
     previous = related_papers(before, k, vocabulary=vocabulary)
     update = update_related(after, before, previous, vocabulary, counts, k, maybe_changed)
     return update, vocabulary
+
+
+class WeighedAsRead:
+    """Kept counts as read for their vocabulary (only its weighed words' rows), recording
+    when every row is read; `gone`: every row is no longer there to read."""
+
+    def __init__(self, gone: bool = False):
+        self.gone, self.reads, self.counts = gone, 0, None
+
+    def __call__(self, counts, vocabulary):
+        from pipelines.core.related import WeighedCounts, WordCounts
+
+        common = vocabulary.common().implode()
+        found = counts.words.with_row_index("row").filter(~pl.col("word").is_in(common))
+        self.counts = WordCounts.of_rows(counts.papers, found)
+
+        def read_all():
+            self.reads += 1
+            return None if self.gone else counts
+
+        return WeighedCounts(self.counts, vocabulary, read_all)
 
 
 # The papers that may have changed: all (by default), or those the build enriched afresh
@@ -222,14 +250,20 @@ def test_an_unchanged_set_of_papers_keeps_its_related_papers():
     assert set(update.kept_lists) == set(papers()["paper_id"])
 
 
+@pytest.mark.parametrize("weighed", [False, True], ids=["every-count", "weighed-counts"])
 @pytest.mark.parametrize("block_pairs", [5_000_000, 50])
-def test_an_update_of_many_overlapping_papers_equals_a_full_computation(monkeypatch, block_pairs):
+def test_an_update_of_many_overlapping_papers_equals_a_full_computation(
+    monkeypatch, block_pairs, weighed
+):
     """Papers drawn from a small vocabulary share words with most others, so the new and
     revised ones are offered to nearly every list, some tying with a list's last neighbour
-    (titles repeat) and some lists shorter than k (papers with few words)."""
+    (titles repeat) and some lists shorter than k (papers with few words). Given the kept
+    counts of the weighed words only, the update needs no other row, and gives every
+    count when asked."""
     import random
 
     from pipelines.core import related
+    from pipelines.core.related import word_counts
 
     monkeypatch.setattr(related, "_BLOCK_PAIRS", block_pairs)
     words = [f"term{n}" for n in range(60)]
@@ -241,7 +275,9 @@ def test_an_update_of_many_overlapping_papers_equals_a_full_computation(monkeypa
             rng = random.Random(f"{n}{seed}")
             picks = rng.choices(words, k=rng.choice([1, 2, 6, 12]))
         title = " ".join(picks[:2]).title() if n % 7 else "Shared Title"
-        return {"paper_id": f"p{n:015x}", "title": title, "abstract": " ".join(picks)}
+        # "approach": in every paper, so in too many to be weighed
+        abstract = " ".join([*picks, "approach"])
+        return {"paper_id": f"p{n:015x}", "title": title, "abstract": abstract}
 
     before = pl.DataFrame([paper(n) for n in range(150)])
     gone = {f"p{n:015x}" for n in (3, 40, 99)}
@@ -262,11 +298,31 @@ def test_an_update_of_many_overlapping_papers_equals_a_full_computation(monkeypa
             ),
         ]
     )  # 150 papers -> 154: the vocabulary stays current
-    update, vocabulary = _updated(before, after, k=3)
+    kept_as = WeighedAsRead() if weighed else None
+    update, vocabulary = _updated(before, after, k=3, kept_as=kept_as)
     assert update.vocabulary is vocabulary  # the incremental path, not a recount
     assert update.related.equals(related_papers(after, 3, vocabulary=vocabulary))
     lengths = update.related.group_by("paper_id").len()["len"]
     assert lengths.min() < 3 and lengths.max() == 3
+    if weighed:
+        assert kept_as.counts.words.height < word_counts(before).words.height  # some left out
+        assert kept_as.reads == 0
+        assert _long(update.counts()).equals(_long(word_counts(after)))
+        assert kept_as.reads == 1
+
+
+@pytest.mark.parametrize("gone", [False, True], ids=["read", "gone"])
+def test_a_new_vocabulary_reads_every_kept_count_or_counts_again(gone):
+    from pipelines.core.related import word_counts
+
+    before = papers(TOPICS[:8])
+    after = papers(TOPICS)  # past the refresh growth
+    kept_as = WeighedAsRead(gone=gone)
+    update, old = _updated(before, after, kept_as=kept_as)
+    assert kept_as.reads == 1
+    assert update.vocabulary.n_papers == after.height != old.n_papers
+    assert update.related.equals(related_papers(after, 2))
+    assert _long(update.counts()).equals(_long(word_counts(after)))
 
 
 def test_past_the_refresh_growth_the_vocabulary_is_counted_afresh():

@@ -176,6 +176,34 @@ def test_word_counts_are_kept_in_pieces_and_merged_into_one_past_a_limit(staging
     assert len(staging.storage.files("staging/related")) == 4
 
 
+def test_word_counts_read_for_their_vocabulary_hold_only_the_words_it_weighs(staging):
+    from pipelines.core.related import vocabulary_of, word_counts
+    from tests.core.test_related import TOPICS_REVISITED, _long, papers
+
+    before = papers(TOPICS_REVISITED)  # 24 papers: words in over half of them not weighed
+    vocabulary = vocabulary_of(before)
+    staging.save_related_state("first", vocabulary.to_frame(), word_counts(before))
+    after = before.with_columns(  # one paper counted again, in a later piece
+        abstract=pl.when(pl.col("paper_id") == before["paper_id"][0])
+        .then(pl.lit("Entirely different words about sparse retrieval."))
+        .otherwise("abstract")
+    )
+    pieces = (*staging.count_pieces("first"),)
+    staging.save_related_state(
+        "second", vocabulary.to_frame(), word_counts(after), pieces, word_counts(after.head(1))
+    )
+    read, weighed = staging.weighed_related_state("second")
+    assert read.words.equals(vocabulary.words) and weighed.vocabulary is read
+    every = _long(word_counts(after))
+    common = vocabulary.common()
+    assert common.len() > 0
+    assert _long(weighed.counts).equals(every.filter(~pl.col("word").is_in(common.implode())))
+    # Every paper is there, with the number of its rows read.
+    assert weighed.counts.papers["paper_id"].sort().equals(after["paper_id"].sort())
+    assert _long(weighed.read_all()).equals(every)
+    assert staging.weighed_related_state("none") is None
+
+
 def test_word_counts_written_to_a_file_as_counted_are_kept_as_a_piece(staging, monkeypatch):
     from pipelines.core.related import word_counts
     from tests.core.test_related import _long, _spilled_and_held, papers
@@ -206,6 +234,8 @@ def test_word_counts_kept_as_lists_by_an_earlier_version_are_read(staging):
     _, read = staging.related_state("older")
     assert _long(read).equals(_long(counts))
     assert read.papers.filter(pl.col("paper_id") == "p" * 16)["n"].to_list() == [0]
+    _, weighed = staging.weighed_related_state("older")  # 12 papers: every word weighed
+    assert _long(weighed.counts).equals(_long(counts))
 
 
 def test_a_piece_of_word_counts_whose_files_disagree_is_not_used(staging):
