@@ -231,9 +231,10 @@ def test_same_files_in_any_landing_order_give_the_same_content_hash(seeds_dir, t
 
 
 def test_a_new_digest_updates_related_papers_with_the_vocabulary_of_the_last_release(
-    landing, warehouse
+    landing, warehouse, monkeypatch
 ):
     from pipelines.core.related import Vocabulary, related_papers, vocabulary_of, word_counts
+    from pipelines.core.staging import StagingArea
     from pipelines.core.synthetic import generate_digests
     from tests.core.test_related import _long
 
@@ -247,7 +248,16 @@ def test_a_new_digest_updates_related_papers_with_the_vocabulary_of_the_last_rel
         for r in releases(paths).rows(named=True)
     ]
     (landing / last_name).write_text(last_text, encoding="utf-8")
+    every_count_read = []
+    read_every_count = StagingArea.related_state
+    monkeypatch.setattr(
+        StagingArea,
+        "related_state",
+        lambda *args, **kwargs: every_count_read.append(1) or read_every_count(*args, **kwargs),
+    )
     ingest(landing, warehouse)
+    monkeypatch.undo()
+    assert every_count_read == []  # only the counts of the words weighed were read
 
     first, second = releases(paths).rows(named=True)
     # The word counts of release 1's papers were kept as they were, not written again:
@@ -265,6 +275,8 @@ def test_a_new_digest_updates_related_papers_with_the_vocabulary_of_the_last_rel
     first_papers = read_release_table(paths, first, "papers")
     assert vocabulary.n_papers == first["papers_rows"]
     assert vocabulary.words.equals(vocabulary_of(first_papers).words)
+    # (Words in too many papers are not weighed: release 2 read only the others' counts.)
+    assert vocabulary.common().len() > 0
     # ...its related papers are exactly those a full computation with them gives...
     papers = read_release_table(paths, second, "papers")
     published = read_release_table(paths, second, "related_papers")
