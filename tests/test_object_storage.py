@@ -113,6 +113,20 @@ def seeded_s3(s3_env, seeds_dir, tmp_path_factory) -> WarehousePaths:
 
 
 @pytest.mark.slow
+def test_a_local_file_copied_into_s3_is_read_back_by_row(s3_env, tmp_path):
+    """What a full build's word counts, written to a local file as counted, go through."""
+    storage = WarehousePaths(f"{ROOT}-scratch").storage
+    local = tmp_path / "words.parquet"
+    pl.DataFrame({"word": [3, 1, 2, 1], "tf": [1, 2, 3, 4]}).write_parquet(local)
+    storage.write_file(local, "counts/words.parquet")
+    assert storage.n_rows("counts/words.parquet") == 4
+    found = storage.read_parquet(
+        ["counts/words.parquet"], where=pl.col("word") == 1, row_index="row"
+    )
+    assert found.rows() == [(1, 1, 2), (3, 1, 4)]
+
+
+@pytest.mark.slow
 def test_seeds_ingested_into_s3_read_back_with_polars_and_duckdb(s3_env, s3_endpoint, seeded_s3):
     paths = seeded_s3
     # Everything the warehouse keeps is in the bucket; only the catalog is local.
