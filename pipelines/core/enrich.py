@@ -14,7 +14,7 @@ import polars as pl
 from pipelines.core.diff import unchanged
 from pipelines.core.frames import by_slices
 from pipelines.core.text import STOPWORDS, clean_abstract_expr, one
-from pipelines.core.topics import topics_expr
+from pipelines.core.topics import topics_of
 from schemas.tables import PaperSchema, empty_frame
 
 _URL = r"https?://[^\s<>\"'{}]+"
@@ -368,13 +368,13 @@ def _enrich_columns(papers: pl.DataFrame) -> pl.DataFrame:
 
 def _derived_columns(papers: pl.DataFrame) -> pl.DataFrame:
     """The columns derived from the title and the cleaned abstract."""
-    # Lazily, so that Polars computes the lower-cased texts the topic rules share once.
-    return (
+    # The topics apart: their rules run side by side as columns of their own (54,000
+    # papers: the enrichment columns 1.0-1.1 s, not 1.4-1.6 s with the topics among them).
+    derived = (
         papers.lazy()
-        .with_columns(links=links_expr(), topics=topics_expr())
+        .with_columns(links=links_expr())
         .select(
             "links",
-            "topics",
             github_repo=github_repo_expr(pl.col("links")),
             has_code=pl.col("links")
             .list.eval(pl.element().struct.field("kind") == "code")
@@ -385,6 +385,7 @@ def _derived_columns(papers: pl.DataFrame) -> pl.DataFrame:
         )
         .collect()
     )
+    return derived.insert_column(1, topics_of(papers))
 
 
 def _with_keyphrases(papers: pl.DataFrame) -> pl.DataFrame:

@@ -1,10 +1,10 @@
 import polars as pl
 
-from pipelines.core.topics import OTHER, TAXONOMY, topics_expr
+from pipelines.core.topics import OTHER, TAXONOMY, topics_of
 
 
 def topics(title: str, abstract: str) -> list[str]:
-    return pl.select(topics_expr(pl.lit(title), pl.lit(abstract))).item().to_list()
+    return topics_of(pl.DataFrame({"title": [title], "abstract": [abstract]})).item().to_list()
 
 
 def test_a_title_match_alone_assigns_a_topic():
@@ -24,3 +24,14 @@ def test_topics_follow_the_taxonomy_order():
 def test_every_topic_has_a_description_and_a_pattern():
     for name, (description, pattern) in TAXONOMY.items():
         assert description and pattern, name
+
+
+def test_each_row_gets_its_own_topics():
+    frame = pl.DataFrame(
+        {
+            "name": ["Graph Pooling", "A Study"],
+            "text": ["We pool graphs.", "Federated clients and decentralized servers."],
+        }
+    )
+    found = topics_of(frame, title="name", abstract="text")
+    assert found.to_list() == [["graph_learning"], ["federated_learning"]]
