@@ -30,6 +30,7 @@ from scipy import sparse
 
 from pipelines.core.diff import unchanged
 from pipelines.core.frames import by_slices, merged_in_order
+from pipelines.core.storage import read_parquet_uris
 from pipelines.core.text import STOPWORDS
 from schemas.tables import RelatedPaperSchema, empty_frame
 
@@ -256,13 +257,9 @@ class SpilledCounts:
 
     def rows(self, excluding: pl.Series) -> pl.DataFrame:
         """(doc, word, tf) of every row whose word is not in `excluding`, in doc order:
-        what tfidf_vectors keeps of the counts, read a row group at a time."""
-        found = (
-            pl.scan_parquet(self.words_file)
-            .with_row_index("row")
-            .filter(~pl.col("word").is_in(excluding.implode()))
-            .collect(engine="streaming")
-        )
+        what tfidf_vectors keeps of the counts."""
+        kept = ~pl.col("word").is_in(excluding.implode())
+        found = read_parquet_uris([str(self.words_file)], {}, where=kept, row_index="row")
         paper = _papers_of_rows(self.papers["n"], found["row"])
         doc = pl.Series("doc", self._docs[paper], _DOC)
         return found.select(doc, "word", "tf")

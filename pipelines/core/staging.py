@@ -491,13 +491,15 @@ class StagingArea:
             )
         papers_file, words_file = files
         papers = self.storage.read_parquet([papers_file])
-        n_words = self.storage.n_rows(words_file)
+        if kept is None:
+            words = self.storage.read_parquet([words_file])
+            n_words = words.height
+        else:  # the rows left out are not read: their number is in the file's footer
+            found = self.storage.read_parquet([words_file], where=kept, row_index="row")
+            n_words = self.storage.n_rows(words_file)
         if papers["n"].sum() != n_words:  # damaged: related papers computed in full
             raise pl.exceptions.ShapeError(f"{piece}: {n_words} words for the papers' n")
-        if kept is None:
-            return WordCounts(papers, self.storage.read_parquet([words_file]))
-        found = self.storage.read_parquet([words_file], where=kept, row_index="row")
-        return WordCounts.of_rows(papers, found)
+        return WordCounts(papers, words) if kept is None else WordCounts.of_rows(papers, found)
 
     def _changes_file(self, release: int, papers_hash: str) -> str:
         return f"{self.prefix}/changes/{int(release)}-{papers_hash}.parquet"

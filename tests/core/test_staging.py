@@ -247,6 +247,7 @@ def test_a_piece_of_word_counts_whose_files_disagree_is_not_used(staging):
     path = staging._related_file(f"counts/{words_file}")
     staging.storage.write_parquet(pl.read_parquet(staging.storage.uri(path)).head(5), path)
     assert staging.related_state("key") is None  # then related papers are computed in full
+    assert staging.weighed_related_state("key") is None
 
 
 SENTENCES = {"paper_id": pl.String, "abstract_hash": pl.UInt64, "sentences": pl.List(pl.UInt64)}
