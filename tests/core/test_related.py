@@ -74,7 +74,7 @@ def test_word_counts_are_each_papers_own_words_however_many_papers():
 
     rng = random.Random(7)
     vocabulary = [f"w{n}x" for n in range(500)] + ["the", "of", "and"]
-    n_papers = related._PAPERS_PER_SLICE + 10_000  # two slices
+    n_papers = related._PAPERS_PER_SLICE * 3 // 2  # two slices
     texts = [" ".join(rng.choices(vocabulary, k=rng.randint(1, 40))) for _ in range(n_papers)]
     frame = pl.DataFrame({"title": [t[:20].title() for t in texts], "abstract": texts})
     counted = related._word_counts(frame)
