@@ -365,21 +365,23 @@ def assign_paper_ids(
         .unique()
         .implode()
     )
-    rows = entries.filter(pl.col("paper_id").is_in(touched))
+    is_touched = entries.select(pl.col("paper_id").is_in(touched)).to_series()
+    rows = entries.filter(is_touched).with_row_index("_order")
+    needed = ["_order", "paper_id", *ENTRY_ORDER, "title", "title_key", "abstract_key"]
     keyed = pl.concat(
         [
-            rows.filter(pl.col("abstract_key").is_not_null()),
-            fill_abstracts(rows.filter(pl.col("abstract_key").is_null()), load).with_columns(
-                abstract_key=_fingerprint(abstract_key_expr("abstract"))
-            ),
+            rows.filter(pl.col("abstract_key").is_not_null()).select(needed),
+            fill_abstracts(rows.filter(pl.col("abstract_key").is_null()), load)
+            .with_columns(abstract_key=_fingerprint(abstract_key_expr("abstract")))
+            .select(needed),
         ]
-    )
-    recomputed = with_match_reasons(keyed).select("digest_id", "position", "match_reason")
-    return (
-        entries.join(recomputed, on=["digest_id", "position"], how="left", maintain_order="left")
-        .with_columns(match_reason=pl.coalesce("match_reason", "_published_reason"))
-        .drop("new_id", "_published_reason", "abstract_key")
-    )
+    ).sort("_order")
+    # Set in place rather than joined back on (digest_id, position), which hashed every
+    # entry of a full build again at the peak of its matching.
+    reasons = with_match_reasons(keyed)["match_reason"]
+    return entries.with_columns(
+        match_reason=entries["_published_reason"].clone().scatter(is_touched.arg_true(), reasons)
+    ).drop("new_id", "_published_reason", "abstract_key")
 
 
 def _keyed(entries: pl.DataFrame) -> pl.DataFrame:
@@ -521,11 +523,29 @@ def _index_of_candidates(
 def with_match_reasons(entries: pl.DataFrame) -> pl.DataFrame:
     """`match_reason` of each entry, against its paper's first appearance. It depends only
     on the result, never on what was published before, so a rebuild gives the same rows."""
+    # Each entry's paper's first entry, by one sort of the entries rather than a window
+    # per column, each a group-by of every entry (the 644,705 entries of a full build of
+    # 10,000 digests: 0.26 s rather than 1.65 s).
+    by_paper = (
+        entries.select("paper_id", *ENTRY_ORDER)
+        .with_row_index("row")
+        .sort("paper_id", *ENTRY_ORDER)
+        .select(
+            "row",
+            first=pl.col("row").gather(
+                pl.when(pl.col("paper_id").is_first_distinct())
+                .then(pl.int_range(pl.len(), dtype=pl.UInt32))
+                .forward_fill()
+            ),
+        )
+    )
+    first_row = pl.zeros(entries.height, pl.UInt32, eager=True).scatter(
+        by_paper["row"], by_paper["first"]
+    )
     first = {
-        name: pl.col(name).first().over("paper_id", order_by=ENTRY_ORDER)
-        for name in ("title", "title_key", "abstract_key")
+        name: entries[name].gather(first_row) for name in ("title", "title_key", "abstract_key")
     }
-    is_first = pl.int_range(pl.len()).over("paper_id", order_by=ENTRY_ORDER) == 0
+    is_first = first_row == pl.int_range(entries.height, dtype=pl.UInt32, eager=True)
     same_abstract = pl.col("abstract_key") == first["abstract_key"]
     same_key = pl.col("title_key") == first["title_key"]
     entries = entries.with_columns(
