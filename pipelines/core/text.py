@@ -147,10 +147,22 @@ def _nfkc(text: pl.Series) -> pl.Series:
     return _non_ascii_rows(text, lambda rows: rows.str.normalize("NFKC"))
 
 
+def _key_cleaned(text: pl.Series) -> pl.Series:
+    # As in _clean_abstracts, only the abstracts holding debris go through every rule: one
+    # pass of the regex that finds debris rather than seven that remove it (the keys of
+    # 10,000 entries: 0.07 s rather than 0.14 s).
+    return _rows_where(
+        text,
+        text.str.contains(_ANY_DEBRIS),
+        lambda rows: rows.to_frame("text").select(_without("text", _KEY_DEBRIS)).to_series(),
+    )
+
+
 def abstract_key_expr(column: str | pl.Expr) -> pl.Expr:
     """The matching key of an abstract: cleaned, NFKC, lower case, single spaces."""
     return (
-        _without(column, _KEY_DEBRIS)
+        _col(column)
+        .map_batches(_key_cleaned, return_dtype=pl.String)
         .map_batches(_nfkc, return_dtype=pl.String)
         .str.to_lowercase()
         .str.replace_all(SPACING, " ")

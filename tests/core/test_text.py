@@ -3,6 +3,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipelines.core.text import (
+    SPACING,
+    abstract_key_expr,
     clean_abstract,
     clean_abstract_expr,
     fold_abstract,
@@ -91,3 +93,21 @@ def test_an_abstract_without_debris_is_taken_as_it_is_and_the_others_cleaned(tex
     column = pl.DataFrame({"a": [*texts, None]}, schema={"a": pl.String})
     every_rule = column.select(_without("a", _DEBRIS)).to_series()
     assert column.select(clean_abstract_expr("a")).to_series().equals(every_rule)
+
+
+@given(st.lists(st.lists(st.sampled_from(_PIECES), max_size=12).map("".join), max_size=20))
+@settings(max_examples=300, deadline=None)
+def test_the_matching_key_of_an_abstract_without_debris_skips_the_rules_with_the_same_key(texts):
+    from pipelines.core.text import _KEY_DEBRIS, _nfkc, _without
+
+    # The key of every row is the one its every rule gives (the ids of published papers
+    # were minted from it), whichever rows the rules were skipped for.
+    column = pl.DataFrame({"a": [*texts, None]}, schema={"a": pl.String})
+    every_rule = column.select(
+        _without("a", _KEY_DEBRIS)
+        .map_batches(_nfkc, return_dtype=pl.String)
+        .str.to_lowercase()
+        .str.replace_all(SPACING, " ")
+        .str.strip_chars()
+    ).to_series()
+    assert column.select(abstract_key_expr("a")).to_series().equals(every_rule)
