@@ -314,9 +314,12 @@ def assign_paper_ids(
     clashes = pairs.select("minted").join(known_ids.to_frame("minted"), on="minted", how="semi")
     taken = set(clashes["minted"].to_list())
     ids: list[str] = []
+    # The sentences only of the pairs that go to the matcher: the others' are never read
+    # (as Python lists, those of 541,273 pairs of 10,000 digests took 0.13 s to make).
+    sentences_to_match = pl.select(pl.when(~alone).then(pairs["sentences"])).to_series()
     for i, (title_key, key, sentences, minted, is_alone) in enumerate(
         pl.select(
-            pairs["title_key"], abstract_key, pairs["sentences"], pairs["minted"], alone
+            pairs["title_key"], abstract_key, sentences_to_match, pairs["minted"], alone
         ).iter_rows()
     ):
         # A pair sharing nothing with any other can only be a new paper, and no later
