@@ -411,3 +411,20 @@ def test_abstracts_left_unloaded_are_loaded_where_needed_and_give_the_same_ids()
     assert lazily["abstract"].drop_nulls().equals(later["abstract"])
     with pytest.raises(ValueError, match="lack their abstract"):
         assign_paper_ids(unloaded, published, SentenceCache(cache.frame))
+
+
+def test_sentence_counts_are_the_pairs_holding_each_sentence():
+    import random
+
+    import pipelines.core.identity as identity
+
+    rng = random.Random(3)
+    sentences = [[rng.randrange(40) for _ in range(rng.randrange(6))] for _ in range(300)]
+    pairs = pl.DataFrame({"sentences": sentences}, schema={"sentences": pl.List(pl.UInt64)})
+    counts = identity._sentence_counts(pairs)
+    expected: dict[int, int] = {}
+    for held in sentences:
+        for sentence in set(held):  # a pair saying it twice holds it once
+            expected[sentence] = expected.get(sentence, 0) + 1
+    assert dict(counts.select("sentence", "n").iter_rows()) == expected
+    assert counts["sentence"].is_unique().all()
