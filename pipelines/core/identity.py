@@ -210,8 +210,13 @@ class SentenceCache:
         carried = [c for c in ("abstract", "digest_id", "position") if c in latest.columns]
         missing = missing.hstack(latest.select(pl.col(carried).gather(missing["row"])))
         if hashed is not None:
-            hashed = hashed.select("abstract_hash", "sentences").unique("abstract_hash")
-            missing = missing.join(hashed, on="abstract_hash", how="left")
+            # Their rows found by hash, then the lists gathered once: made distinct first,
+            # the lists were copied twice (541,273 papers of a full build, at its peak).
+            first = hashed.select("abstract_hash").with_row_index("_hashed")
+            found_rows = missing.join(
+                first.unique("abstract_hash"), on="abstract_hash", how="left", maintain_order="left"
+            )["_hashed"]
+            missing = missing.with_columns(hashed["sentences"].gather(found_rows))
         else:
             missing = missing.with_columns(sentences=pl.lit(None, self.frame.schema["sentences"]))
         unhashed = pl.col("sentences").is_null()
@@ -342,9 +347,15 @@ def assign_paper_ids(
     new_id = (
         pairs.select("row", new_id=pl.Series(ids, dtype=pl.String)).explode("row").sort("row")
     )["new_id"]
-    new_ids = new.select("digest_id", "position", new_id, "abstract_key")
-    entries = entries.join(
-        new_ids, on=["digest_id", "position"], how="left", maintain_order="left"
+    # `new` holds the entries without an id, in their order: its columns are set on those
+    # rows rather than joined back on (digest_id, position), which hashed every entry of a
+    # full build and copied its columns.
+    row_in_new = pl.repeat(None, entries.height, dtype=pl.UInt32, eager=True).scatter(
+        entries["paper_id"].is_null().arg_true(),
+        pl.int_range(new.height, dtype=pl.UInt32, eager=True),
+    )
+    entries = entries.with_columns(
+        new_id.gather(row_in_new), new["abstract_key"].gather(row_in_new)
     ).with_columns(paper_id=pl.coalesce("paper_id", "new_id"))
     # A paper no new entry joined keeps its latest abstract: only the others are looked
     # up again. Looking every paper up twice, adding a digest to 10,000 built the tables
