@@ -117,9 +117,6 @@ class PaperIndex:
         self.by_title: dict[str, list[_Paper]] = {}
         self.by_sentence: dict[int, list[_Paper]] = {}
         self.boilerplate: set[int] = set()  # sentences too common to be evidence
-        # Sentences two or more new pairs hold (boilerplate among them), counted where the
-        # boilerplate is (_index_of_candidates), for _alone.
-        self.shared_by_pairs: pl.Series | None = None
 
     def add(self, paper_id: str, title_key: str, abstract_key: str, sentences: list[int]) -> None:
         """Record that `paper_id` appeared with this title and abstract (latest last)."""
@@ -290,7 +287,8 @@ def assign_paper_ids(
     # full build's peak). The id a pair would be minted is taken while the key is at hand;
     # the few pairs that may match a paper (1,289 of 53,976 in a full build of 1,000
     # digests) have their key computed again.
-    unmatched = entries.filter(pl.col("paper_id").is_null())
+    is_new = entries["paper_id"].is_null()
+    unmatched = entries.filter(is_new)
     # Computed a slice at a time, beside the entries' own columns: a column made of slices
     # is in pieces, and gathering rows from one in pieces copies their strings (850 MB of
     # abstracts below for 10,000 digests), from one in a piece shares them.
@@ -304,8 +302,10 @@ def assign_paper_ids(
     # The sentences of each known paper's latest abstract: cached, or hashed now.
     latest = pl.col("abstract", "abstract_hash", "digest_id", "position").last()
     known_latest = cache.sentences_of(known.group_by("paper_id").agg(latest), load=load)
-    index = _index_of_candidates(known, known_latest, pairs, load)
-    alone = _alone(pairs, index)
+    # How many pairs hold each sentence: counted once, for the boilerplate and lone pairs.
+    counts = _sentence_counts(pairs)
+    index = _index_of_candidates(known, known_latest, pairs, load, counts)
+    alone = _alone(pairs, index, counts)
     first_abstract = new["abstract"].gather(pairs["row"].list.first())
     may_match = (~alone).arg_true()
     abstract_key = pl.Series("abstract_key", [None] * pairs.height, pl.String).scatter(
@@ -351,7 +351,7 @@ def assign_paper_ids(
     # rows rather than joined back on (digest_id, position), which hashed every entry of a
     # full build and copied its columns.
     row_in_new = pl.repeat(None, entries.height, dtype=pl.UInt32, eager=True).scatter(
-        entries["paper_id"].is_null().arg_true(),
+        is_new.arg_true(),
         pl.int_range(new.height, dtype=pl.UInt32, eager=True),
     )
     entries = entries.with_columns(
@@ -452,13 +452,12 @@ def _pair_sentences(pairs: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _alone(pairs: pl.DataFrame, index: PaperIndex) -> pl.Series:
+def _alone(pairs: pl.DataFrame, index: PaperIndex, counts: pl.DataFrame | None = None) -> pl.Series:
     """Whether each (title_key, abstract_key, sentences) pair shares its folded title and
     every sentence that is evidence (not boilerplate) with no other pair and no indexed
-    paper: then nothing can match it."""
-    shared = index.shared_by_pairs
-    if shared is None:  # not counted with the boilerplate
-        shared = _sentence_counts(pairs).filter(pl.col("n") > 1)["sentence"]
+    paper: then nothing can match it. `counts`: _sentence_counts(pairs), if counted."""
+    counts = _sentence_counts(pairs) if counts is None else counts
+    shared = counts.filter(pl.col("n") > 1)["sentence"]
     evidence = pl.concat([shared, pl.Series(list(index.by_sentence), dtype=pl.UInt64)])
     evidence = evidence.filter(~evidence.is_in(list(index.boilerplate)))
     # The pairs holding a shared sentence: a filter of their sentences, not a count of each
@@ -494,17 +493,18 @@ def _index_of_candidates(
     latest: pl.DataFrame,
     pairs: pl.DataFrame,
     load: AbstractLoader | None = None,
+    counts: pl.DataFrame | None = None,
 ) -> PaperIndex:
     """A PaperIndex of the known papers that could be one of the new pairs: those that
     went by one of their folded titles, or share a sentence with one of their abstracts
     (`latest`: the sentences of each known paper's latest abstract, as
     SentenceCache.sentences_of gives them). Sentences held by more than
-    MAX_PAPERS_PER_SENTENCE known papers and new pairs together are boilerplate."""
+    MAX_PAPERS_PER_SENTENCE known papers and new pairs together are boilerplate.
+    `counts`: _sentence_counts(pairs), if counted."""
     index = PaperIndex()
     if pairs.height == 0:
         return index
-    in_pairs = _sentence_counts(pairs)
-    index.shared_by_pairs = in_pairs.filter(pl.col("n") > 1)["sentence"]
+    in_pairs = _sentence_counts(pairs) if counts is None else counts
     # Narrowed to the new pairs' titles before made distinct: distinct over every known
     # entry first took 0.07 s of 0.11 s adding a digest to 1,000.
     titles = (

@@ -258,7 +258,9 @@ def test_pairs_that_share_nothing_skip_the_matcher_without_changing_any_id(monke
         "Geese Navigation": True,
     }
     fast = assign_paper_ids(entries(*rows))
-    monkeypatch.setattr(identity, "_alone", lambda pairs, index: pl.Series([False] * pairs.height))
+    monkeypatch.setattr(
+        identity, "_alone", lambda pairs, index, counts: pl.Series([False] * pairs.height)
+    )
     assert fast.equals(assign_paper_ids(entries(*rows)))
     assert fast["paper_id"].n_unique() == 3
 
@@ -307,7 +309,9 @@ def test_sentences_common_to_many_new_pairs_are_boilerplate_not_evidence(monkeyp
     # Sharing only boilerplate, every pair is alone (the repeat is its paper's pair).
     alone = identity._alone(pairs.select("title_key", "abstract_key", "sentences"), index)
     assert alone.len() == n and alone.all()
-    monkeypatch.setattr(identity, "_alone", lambda pairs, index: pl.Series([False] * pairs.height))
+    monkeypatch.setattr(
+        identity, "_alone", lambda pairs, index, counts: pl.Series([False] * pairs.height)
+    )
     assert out.equals(assign_paper_ids(entries(*rows)))
 
 
