@@ -20,6 +20,7 @@ from pipelines.core.catalog import connect
 from pipelines.core.publish import read_release_table, read_table, releases
 from pipelines.core.warehouse import WarehousePaths
 from tests.conftest import SEEDS_MTIME, concurrent_ingests, set_mtime, two_overlapping_landings
+from tests.core.test_storage import copy_and_read_back_by_row
 
 BIN = Path(sys.executable).parent
 BUCKET = "papers-warehouse"
@@ -114,16 +115,7 @@ def seeded_s3(s3_env, seeds_dir, tmp_path_factory) -> WarehousePaths:
 
 @pytest.mark.slow
 def test_a_local_file_copied_into_s3_is_read_back_by_row(s3_env, tmp_path):
-    """What a full build's word counts, written to a local file as counted, go through."""
-    storage = WarehousePaths(f"{ROOT}-scratch").storage
-    local = tmp_path / "words.parquet"
-    pl.DataFrame({"word": [3, 1, 2, 1], "tf": [1, 2, 3, 4]}).write_parquet(local)
-    storage.write_file(local, "counts/words.parquet")
-    assert storage.n_rows("counts/words.parquet") == 4
-    found = storage.read_parquet(
-        ["counts/words.parquet"], where=pl.col("word") == 1, row_index="row"
-    )
-    assert found.rows() == [(1, 1, 2), (3, 1, 4)]
+    copy_and_read_back_by_row(WarehousePaths(f"{ROOT}-scratch").storage, tmp_path)
 
 
 @pytest.mark.slow

@@ -39,21 +39,28 @@ def test_local_storage_writes_whole_files_and_lists_them(tmp_path):
     assert storage.files("cards") == []  # not a file yet: nobody may delete it
 
 
-def test_a_local_file_is_copied_whole_and_read_back_by_row(tmp_path):
+def copy_and_read_back_by_row(storage: Storage, tmp_path: Path) -> Path:
+    """Copy a local Parquet file of four rows into `storage` as counts/words.parquet and
+    check its rows, counted from the footer and read back by row; returns the local file.
+    What a full build's word counts, written to a local file as counted, go through."""
     import polars as pl
 
-    storage = Storage(str(tmp_path / "root"))
     local = tmp_path / "words.parquet"
     pl.DataFrame({"word": [3, 1, 2, 1], "tf": [1, 2, 3, 4]}).write_parquet(local)
     storage.write_file(local, "counts/words.parquet")
-    assert (tmp_path / "root" / "counts" / "words.parquet").read_bytes() == local.read_bytes()
-    assert not list((tmp_path / "root").rglob(".tmp-*"))
     assert storage.n_rows("counts/words.parquet") == 4
     # Numbered before filtered: each row's place in the file.
     found = storage.read_parquet(
         ["counts/words.parquet"], where=pl.col("word") == 1, row_index="row"
     )
     assert found.rows() == [(1, 1, 2), (3, 1, 4)]
+    return local
+
+
+def test_a_local_file_is_copied_whole_and_read_back_by_row(tmp_path):
+    local = copy_and_read_back_by_row(Storage(str(tmp_path / "root")), tmp_path)
+    assert (tmp_path / "root" / "counts" / "words.parquet").read_bytes() == local.read_bytes()
+    assert not list((tmp_path / "root").rglob(".tmp-*"))
 
 
 def test_an_s3_root_stays_a_uri_and_its_catalog_is_local(tmp_path, monkeypatch):
