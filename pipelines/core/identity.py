@@ -347,6 +347,9 @@ def assign_paper_ids(
     new_id = (
         pairs.select("row", new_id=pl.Series(ids, dtype=pl.String)).explode("row").sort("row")
     )["new_id"]
+    # Let go of what matching alone needed before the cache is made, the peak of a full
+    # build's matching: the index and the ids as Python objects, the pairs' sentences.
+    del index, taken, ids, pairs, counts, sentences_to_match, abstract_key
     # `new` holds the entries without an id, in their order: its columns are set on those
     # rows rather than joined back on (digest_id, position), which hashed every entry of a
     # full build and copied its columns.
