@@ -83,6 +83,8 @@ def ingest(
     if not keys and before is not None and _up_to_date(paths, staging, before):
         return IngestOutcome(len(files), before, False, skipped)  # nothing new: no run at all
     defs = build_definitions(resource, progress)
+    # An instance made for this call ends with it: no one can look at a run it finished.
+    forget_finished_runs = instance is None
     instance = instance or ephemeral_instance()
     known = set(instance.get_dynamic_partitions(digest_partitions.name))
     instance.add_dynamic_partitions(digest_partitions.name, [k for k in keys if k not in known])
@@ -102,7 +104,7 @@ def ingest(
     # The steps of these runs share this process: the tables go from the build to the
     # release in memory rather than written to files and read back.
     resources = {**defs.resources, "io_manager": dg.mem_io_manager}
-    for tags, selection in runs:
+    for number, (tags, selection) in enumerate(runs, start=1):
         result = dg.materialize(  # raises when the run fails
             defs.assets,
             selection=selection,
@@ -111,6 +113,10 @@ def ingest(
             tags=tags,
             run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
         )
+        if forget_finished_runs and number < len(runs):
+            # Its events would be held to the end: at 10,000 digests, nine parse runs' worth
+            # (about 100 MB of the in-memory event log) through the last run's build.
+            instance.delete_run(result.run_id)
     # Whether this run published, as its release step says: a concurrent run may have
     # published the very same release meanwhile.
     [event] = result.asset_materializations_for_node("release")

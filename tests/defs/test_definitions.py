@@ -181,6 +181,32 @@ def test_a_big_backfill_runs_in_runs_of_bounded_size(landing, warehouse, monkeyp
     assert {digest_entries.key, dg.AssetKey("release")} <= set(instance.all_asset_keys())
 
 
+def test_an_instance_made_for_one_ingest_keeps_only_its_last_run(landing, warehouse, monkeypatch):
+    for day in range(1, 6):
+        write_digest(
+            landing, f"d{day}.txt", f"Mar {day}", [(f"Paper {day}", abstract_for(f"t{day}"))], T0
+        )
+    monkeypatch.setattr(inprocess, "MAX_DIGESTS_PER_RUN", 2)
+    made = []
+
+    def recorded() -> dg.DagsterInstance:
+        made.append(ephemeral_instance())
+        return made[-1]
+
+    monkeypatch.setattr(inprocess, "ephemeral_instance", recorded)
+    outcome = ingest(landing, warehouse)
+    # Three runs, as above; the two parse runs were forgotten once they succeeded, with
+    # their events, while what they staged was kept and published by the last.
+    [instance] = made
+    [run] = instance.get_runs()
+    assert run.status == dg.DagsterRunStatus.SUCCESS
+    assert run.tags["dagster/asset_partition_range_start"] == "d5.txt"
+    # The event log holds the last run's materializations only.
+    assert instance.get_materialized_partitions(digest_entries.key) == {"d5.txt"}
+    assert outcome.published and outcome.release["papers_rows"] == 5
+    assert len(WarehousePaths(warehouse).staging.digest_ids()) == 5
+
+
 def test_transient_io_errors_are_retried(landing, warehouse, monkeypatch):
     write_digest(landing, "a.txt", "Mar 14", [("Paper A", abstract_for("a"))], T0)
     real = landing_module.read_landed
