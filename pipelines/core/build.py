@@ -156,6 +156,17 @@ def build_papers(
     papers' sentence hashes, the ids of the papers kept as published) from the valid
     entries of ingested digests (those with a null abstract: loaded by `load` if needed).
     Related papers may still be computing on another thread: a future."""
+    return _build_papers([entries], previous, load)
+
+
+def _build_papers(
+    handed: list[pl.DataFrame], previous: Previous, load: AbstractLoader | None
+) -> tuple[pl.DataFrame, pl.DataFrame, Future[RelatedUpdate], SentenceCache, pl.Series]:
+    """build_papers of the entries handed over in a one-item list, which it empties: a
+    caller keeping no other reference to them lets them go once they are matched (at
+    10,000 digests, 130 MB of their columns beside the abstracts, held through
+    enrichment)."""
+    entries = handed.pop()
     sentences = SentenceCache(previous.sentences)
     if entries.height == 0:
         nothing = empty_frame(PaperSchema)
@@ -168,6 +179,7 @@ def build_papers(
         )
     # In date, position order.
     matched = assign_paper_ids(entries, previous.appearances, sentences, load)
+    del entries
     previous = previous.settled()
     # A paper listed twice in one digest appears once, at its first position.
     appearances = (
@@ -261,22 +273,23 @@ def build_tables(
     """The published tables, each validated against its schema.
 
     Rows that fail their schema are moved to quarantine (stage `schema:<table>`)."""
-    return _build(staged_digests, staged_entries, staged_quarantine, previous)[0]
+    return _build(staged_digests, [staged_entries], staged_quarantine, previous)[0]
 
 
 def _build(
     staged_digests: pl.DataFrame,
-    staged_entries: pl.DataFrame,
+    staged_entries: list[pl.DataFrame],
     staged_quarantine: pl.DataFrame,
     previous: Previous,
     load: AbstractLoader | None = None,
 ) -> tuple[dict[str, pl.DataFrame], Kept]:
     """build_tables, and what the build keeps for the next one (the entries' abstracts
-    that are null loaded by `load` where needed)."""
+    that are null loaded by `load` where needed). The staged entries are handed over in
+    a one-item list, emptied here (see _build_papers)."""
     digests = digest_statuses(staged_digests)
     ingested = digests.filter(pl.col("status") == "ingested")["digest_id"]
-    entries = staged_entries.filter(pl.col("digest_id").is_in(ingested.implode()))
-    appearances, papers, relating, sentences, kept_ids = build_papers(entries, previous, load)
+    entries = [staged_entries.pop().filter(pl.col("digest_id").is_in(ingested.implode()))]
+    appearances, papers, relating, sentences, kept_ids = _build_papers(entries, previous, load)
 
     def checked_in_turn():
         # Rows kept as the previous release published them passed their schema then: only
@@ -311,10 +324,12 @@ def build_from_staging(staging, previous: Previous) -> dict[str, pl.DataFrame]:
     related_papers were computed from and the papers' sentence hashes, for the next build;
     the papers' diff against the previous release, for the release that publishes them.
     The small packs of staged digests are merged once there are many."""
+    # Handed over to the build, which lets them go once they are matched.
     if previous.release is None:  # every paper is made: every abstract is needed
-        entries, load = staging.read("entries"), None
+        entries, load = [staging.read("entries")], None
     else:
         entries, load = staging.entries_without_abstracts()
+        entries = [entries]
     tables, kept = _build(
         staging.read("digest"), entries, staging.read("quarantine"), previous, load
     )

@@ -1,4 +1,5 @@
 import datetime as dt
+import weakref
 
 import polars as pl
 
@@ -225,7 +226,8 @@ def test_a_build_given_entries_without_abstracts_loads_those_it_needs_and_builds
     def staged_rows(*staged_digests):
         return [pl.concat([getattr(d, n) for d in staged_digests]) for n in StagingArea.FILES]
 
-    published, kept = _build(*staged_rows(a, b), Previous.nothing())
+    digests, entries, quarantine = staged_rows(a, b)
+    published, kept = _build(digests, [entries], quarantine, Previous.nothing())
     previous = Previous(
         published["appearances"],
         published["papers"],
@@ -238,10 +240,42 @@ def test_a_build_given_entries_without_abstracts_loads_those_it_needs_and_builds
     load, asked = abstract_loader(entries)
 
     unloaded = entries.with_columns(abstract=pl.lit(None, pl.String))
-    tables, _ = _build(digests, unloaded, quarantine, previous, load)
+    tables, _ = _build(digests, [unloaded], quarantine, previous, load)
     for name, frame in expected.items():
         assert tables[name].equals(frame), name
     # The papers made again are the new digest's: its entries and Again's earlier one.
     loaded = pl.concat(asked).join(entries, on=["digest_id", "position"])
     assert sorted(set(loaded["title"])) == ["Again", "New"]
     assert set(loaded["digest_id"]) == {a.digest_id, c.digest_id}
+
+
+def test_the_entries_handed_to_a_build_are_let_go_before_enrichment(monkeypatch):
+    import pipelines.core.build as build_module
+
+    digests = [
+        staged("a.txt", "Mar 14", [("Paper A", abstract_for("a"))], T0),
+        staged("b.txt", "Mar 15", [("Paper B", abstract_for("b"))], T0),
+    ]
+    matched_entries, alive_at_enrichment = [], []
+    real_match, real_enrich = build_module.assign_paper_ids, build_module.enrich_papers_alongside
+
+    def match(entries, *args):
+        matched_entries.append(weakref.ref(entries))
+        return real_match(entries, *args)
+
+    def enrich(*args, **kwargs):
+        alive_at_enrichment.append(matched_entries[0]() is not None)
+        return real_enrich(*args, **kwargs)
+
+    monkeypatch.setattr(build_module, "assign_paper_ids", match)
+    monkeypatch.setattr(build_module, "enrich_papers_alongside", enrich)
+    handed = [pl.concat([d.entries for d in digests])]
+    tables, _ = build_module._build(
+        pl.concat([d.digest for d in digests]),
+        handed,
+        pl.concat([d.quarantine for d in digests]),
+        Previous.nothing(),
+    )
+    # Matched, the entries are held by nothing: the build went on without them.
+    assert handed == [] and alive_at_enrichment == [False]
+    assert sorted(tables["papers"]["title"]) == ["Paper A", "Paper B"]
