@@ -114,8 +114,8 @@ def ingest(
             run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
         )
         if forget_finished_runs and number < len(runs):
-            # Its events would be held to the end: at 10,000 digests, nine parse runs' worth
-            # (about 100 MB of the in-memory event log) through the last run's build.
+            # Else its events are held to the end: a full build of 10,000 digests began
+            # building at 438 MB with nine parse runs' events, at 366 MB without.
             instance.delete_run(result.run_id)
     # Whether this run published, as its release step says: a concurrent run may have
     # published the very same release meanwhile.
