@@ -304,7 +304,7 @@ def assign_paper_ids(
     known_latest = cache.sentences_of(known.group_by("paper_id").agg(latest), load=load)
     # How many pairs hold each sentence: counted once, for the boilerplate and lone pairs.
     counts = _sentence_counts(pairs)
-    index = _index_of_candidates(known, known_latest, pairs, load, counts)
+    index = _index_of_candidates(known, known_latest, pairs, counts, load)
     alone = _alone(pairs, index, counts)
     first_abstract = new["abstract"].gather(pairs["row"].list.first())
     may_match = (~alone).arg_true()
@@ -455,11 +455,10 @@ def _pair_sentences(pairs: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _alone(pairs: pl.DataFrame, index: PaperIndex, counts: pl.DataFrame | None = None) -> pl.Series:
+def _alone(pairs: pl.DataFrame, index: PaperIndex, counts: pl.DataFrame) -> pl.Series:
     """Whether each (title_key, abstract_key, sentences) pair shares its folded title and
     every sentence that is evidence (not boilerplate) with no other pair and no indexed
-    paper: then nothing can match it. `counts`: _sentence_counts(pairs), if counted."""
-    counts = _sentence_counts(pairs) if counts is None else counts
+    paper: then nothing can match it. `counts`: _sentence_counts(pairs)."""
     shared = counts.filter(pl.col("n") > 1)["sentence"]
     evidence = pl.concat([shared, pl.Series(list(index.by_sentence), dtype=pl.UInt64)])
     evidence = evidence.filter(~evidence.is_in(list(index.boilerplate)))
@@ -495,19 +494,18 @@ def _index_of_candidates(
     known: pl.DataFrame,
     latest: pl.DataFrame,
     pairs: pl.DataFrame,
+    counts: pl.DataFrame,
     load: AbstractLoader | None = None,
-    counts: pl.DataFrame | None = None,
 ) -> PaperIndex:
     """A PaperIndex of the known papers that could be one of the new pairs: those that
     went by one of their folded titles, or share a sentence with one of their abstracts
     (`latest`: the sentences of each known paper's latest abstract, as
     SentenceCache.sentences_of gives them). Sentences held by more than
     MAX_PAPERS_PER_SENTENCE known papers and new pairs together are boilerplate.
-    `counts`: _sentence_counts(pairs), if counted."""
+    `counts`: _sentence_counts(pairs)."""
     index = PaperIndex()
     if pairs.height == 0:
         return index
-    in_pairs = _sentence_counts(pairs) if counts is None else counts
     # Narrowed to the new pairs' titles before made distinct: distinct over every known
     # entry first took 0.07 s of 0.11 s adding a digest to 1,000.
     titles = (
@@ -521,18 +519,18 @@ def _index_of_candidates(
     holding = (
         latest.select(row=pl.int_range(pl.len(), dtype=pl.UInt32), sentence="sentences")
         .explode("sentence")
-        .filter(pl.col("sentence").is_in(in_pairs["sentence"].implode()))
+        .filter(pl.col("sentence").is_in(counts["sentence"].implode()))
     )
     # A sentence is boilerplate when the pairs alone hold it too often, or the pairs and the
     # known papers together: only the sentences known papers hold are summed (none in a
     # full build, whose 4.6 million distinct sentences of 10,000 digests are not grouped
     # again).
     held = holding.group_by("sentence").agg(n=pl.col("row").n_unique().cast(pl.UInt32))
-    together = held.join(in_pairs, on="sentence", how="left", suffix="_pairs").select(
+    together = held.join(counts, on="sentence", how="left", suffix="_pairs").select(
         "sentence", n=pl.col("n") + pl.col("n_pairs")
     )
     too_many = pl.col("n") > MAX_PAPERS_PER_SENTENCE
-    common = pl.concat([in_pairs.filter(too_many), together.filter(too_many)], how="vertical")
+    common = pl.concat([counts.filter(too_many), together.filter(too_many)], how="vertical")
     index.boilerplate = set(common["sentence"].to_list())
     holders = holding.join(common, on="sentence", how="anti")["row"].unique()
     candidates = (

@@ -248,9 +248,8 @@ def test_pairs_that_share_nothing_skip_the_matcher_without_changing_any_id(monke
         )
         .unique(["title_key", "abstract_key"], maintain_order=True)
     )
-    alone = identity._alone(
-        pairs.select("title_key", "abstract_key", "sentences"), identity.PaperIndex()
-    )
+    shown = pairs.select("title_key", "abstract_key", "sentences")
+    alone = identity._alone(shown, identity.PaperIndex(), identity._sentence_counts(shown))
     assert dict(zip(pairs["title"], alone, strict=True)) == {
         "Sparse Attention Transformers": False,
         "Birds Migrate By The Stars": True,
@@ -300,14 +299,17 @@ def test_sentences_common_to_many_new_pairs_are_boilerplate_not_evidence(monkeyp
         abstract_key=identity.abstract_key_expr("abstract"),
         sentences=identity._sentences_expr("abstract"),
     ).unique(["title_key", "abstract_key"], maintain_order=True)
+    pairs = pairs.select("title_key", "abstract_key", "sentences")
+    counts = identity._sentence_counts(pairs)
     index = identity._index_of_candidates(
         out.clear(),
         identity.SentenceCache().frame,  # no known paper, so none of their sentences
-        pairs.select("title_key", "abstract_key", "sentences"),
+        pairs,
+        counts,
     )
     assert len(index.boilerplate) == 2
     # Sharing only boilerplate, every pair is alone (the repeat is its paper's pair).
-    alone = identity._alone(pairs.select("title_key", "abstract_key", "sentences"), index)
+    alone = identity._alone(pairs, index, counts)
     assert alone.len() == n and alone.all()
     monkeypatch.setattr(
         identity, "_alone", lambda pairs, index, counts: pl.Series([False] * pairs.height)
@@ -334,7 +336,7 @@ def test_a_known_paper_saying_a_sentence_twice_holds_it_once():
         abstract_key=identity.abstract_key_expr("abstract"),
         sentences=identity._sentences_expr("abstract"),
     )
-    index = identity._index_of_candidates(known, latest, pairs)
+    index = identity._index_of_candidates(known, latest, pairs, identity._sentence_counts(pairs))
     assert index.boilerplate == set()
     assert set(index.papers) == set(known["paper_id"])  # each a candidate, by that sentence
     # One known paper more past the threshold, and the sentence is boilerplate: no candidate.
@@ -342,7 +344,7 @@ def test_a_known_paper_saying_a_sentence_twice_holds_it_once():
     rows += [(D1, f"Other Study {i}", shared + abstract_for(f"other {i}")) for i in range(more)]
     known = assign_paper_ids(entries(*rows))
     latest = known.select("paper_id", sentences=identity._sentences_expr("abstract"))
-    index = identity._index_of_candidates(known, latest, pairs)
+    index = identity._index_of_candidates(known, latest, pairs, identity._sentence_counts(pairs))
     assert len(index.boilerplate) == 1 and index.papers == {}
 
 
