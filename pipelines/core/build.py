@@ -18,10 +18,12 @@ from pipelines.core.enrich import (
 from pipelines.core.frames import among
 from pipelines.core.hashing import table_hash
 from pipelines.core.identity import (
+    ENTRIES_PER_LOAD,
+    ENTRY_ORDER,
     AbstractLoader,
     SentenceCache,
+    abstracts_in_chunks,
     assign_paper_ids,
-    fill_abstracts,
 )
 from pipelines.core.parsing import PARSER_VERSION
 from pipelines.core.related import (
@@ -210,13 +212,20 @@ def _build_papers(
             first_seen=pl.col("digest_date").min(),
             last_seen=pl.col("digest_date").max(),
             n_appearances=pl.col("digest_date").n_unique().cast(pl.Int32),
-            _latest=pl.struct("digest_id", "position").last(),
+            _latest=pl.struct(*ENTRY_ORDER).last(),
         )
         .sort("paper_id")
     )
     if papers["abstract_raw"].null_count():  # not loaded: its latest entry's abstract
         latest = papers.select(pl.col("_latest").struct.unnest(), abstract="abstract_raw")
-        papers = papers.with_columns(abstract_raw=fill_abstracts(latest, load)["abstract"])
+        # Loaded in chunks of the latest entries in their order: a few packs at a time.
+        order = latest.with_row_index("_row").sort(ENTRY_ORDER)["_row"]
+        place = pl.zeros(latest.height, pl.UInt32, eager=True).scatter(
+            order, pl.int_range(latest.height, dtype=pl.UInt32, eager=True)
+        )
+        papers = papers.with_columns(
+            abstract_raw=abstracts_in_chunks(latest, load, place // ENTRIES_PER_LOAD)
+        )
     papers = papers.drop("_latest")
     # The matched entries are a sorted copy of every entry (their abstracts shared): let go
     # of them before enrichment rather than holding them through it (10,000 digests: 130 MB).
@@ -324,14 +333,14 @@ def build_from_staging(staging, previous: Previous) -> dict[str, pl.DataFrame]:
     related_papers were computed from and the papers' sentence hashes, for the next build;
     the papers' diff against the previous release, for the release that publishes them.
     The small packs of staged digests are merged once there are many."""
-    # Handed over to the build, which lets them go once they are matched.
-    if previous.release is None:  # every paper is made: every abstract is needed
-        entries, load = [staging.read("entries")], None
-    else:
-        entries, load = staging.entries_without_abstracts()
-        entries = [entries]
+    # Read without their abstracts, which the build loads a few packs at a time where it
+    # needs them: a full build of 10,000 digests held all of them (1.2 GB) through its
+    # matching. Handed over to the build, which lets them go once they are matched.
+    entries, load = staging.entries_without_abstracts()
+    handed = [entries]
+    del entries
     tables, kept = _build(
-        staging.read("digest"), entries, staging.read("quarantine"), previous, load
+        staging.read("digest"), handed, staging.read("quarantine"), previous, load
     )
     previous = previous.settled()
     if previous.release is not None:  # publishing diffs against it: done here, in memory

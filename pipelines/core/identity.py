@@ -76,6 +76,43 @@ def fill_abstracts(rows: pl.DataFrame, load: AbstractLoader | None) -> pl.DataFr
     )
 
 
+# Entries whose abstracts are loaded at once where they were given null, in ENTRY_ORDER:
+# one chunk's digests lie in a few staged packs, and only one chunk's abstracts are held
+# at a time. A full build of 10,000 digests held every entry's abstract (1.2 GB) through
+# its matching; loaded 13,000 entries scattered over every digest at once, the reading
+# took 1.7 GB, while 50,000 consecutive entries took 88 MB.
+ENTRIES_PER_LOAD = 100_000
+
+
+def abstracts_in_chunks(
+    rows: pl.DataFrame,
+    load: AbstractLoader | None,
+    chunk: pl.Series | None = None,
+) -> pl.Series:
+    """The abstract of each of `rows` (digest_id, position, abstract), those given null
+    loaded by `load` a chunk of rows at a time: rows whose `chunk` number is the same
+    (by default ENTRIES_PER_LOAD rows in their order), so rows in ENTRY_ORDER are loaded a
+    few packs at a time. Each chunk's abstracts are copied out of what was read, which
+    holds the rest of those digests' abstracts too."""
+    rows = rows.select("digest_id", "position", "abstract")
+    if rows["abstract"].null_count() == 0:
+        return rows["abstract"]
+    if chunk is None:
+        chunk = pl.int_range(rows.height, dtype=pl.UInt32, eager=True) // ENTRIES_PER_LOAD
+    numbered = rows.with_row_index("_row").with_columns(_chunk=chunk)
+    loaded = [
+        fill_abstracts(part.drop("_chunk"), load).select("_row", abstract=_copied("abstract"))
+        for part in numbered.partition_by("_chunk", maintain_order=True)
+    ]
+    return pl.concat(loaded, how="vertical").sort("_row")["abstract"]
+
+
+def _copied(text: str) -> pl.Expr:
+    """The strings of column `text` in buffers of their own (a concatenation makes new
+    strings), not views into the buffers they were read in."""
+    return pl.concat_str(pl.col(text), pl.lit(""))
+
+
 def with_entry_keys(entries: pl.DataFrame, load: AbstractLoader | None = None) -> pl.DataFrame:
     """`entries` with their matching keys: those kept under ENTRY_KEYS_VERSION as they
     are, the others (none kept, or kept by another version) computed now, from their
@@ -244,9 +281,10 @@ def assign_paper_ids(
     known papers that could be theirs: those found through the two indexes, computed in
     Polars, so the Python work follows what is new rather than everything published.
     `sentence_cache` is used and left holding the sentences of every paper's latest
-    abstract. Abstracts given null are loaded by `load` where needed: those of the
-    entries matched, of papers an entry joined and of cached sentences missed. The
-    entries are returned with the abstracts loaded for the unmatched ones.
+    abstract. Abstracts given null are loaded by `load` where needed, a chunk of entries
+    at a time (see ENTRIES_PER_LOAD): those of the entries matched, of papers an entry
+    joined and of cached sentences missed. They are returned null as given: a build of
+    every staged digest never holds every abstract.
     """
     cache = sentence_cache or SentenceCache()
     entries = with_entry_keys(entries.sort(ENTRY_ORDER), load)
@@ -273,15 +311,6 @@ def assign_paper_ids(
         entries = entries.with_columns(paper_id=pl.lit(None, pl.String))
     if "_published_reason" not in entries.columns:
         entries = entries.with_columns(_published_reason=pl.lit(None, pl.String))
-    if entries["abstract"].null_count():
-        unpublished = entries["paper_id"].is_null()
-        entries = entries.with_columns(
-            abstract=entries["abstract"].scatter(
-                unpublished.arg_true(),
-                fill_abstracts(entries.filter(unpublished), load)["abstract"],
-            )
-        )
-
     # The abstract's matching key is held as a fingerprint: the keys of every new entry
     # are as big as the abstracts (1 GB for the 644,705 entries of 10,000 digests, at the
     # full build's peak). The id a pair would be minted is taken while the key is at hand;
@@ -291,8 +320,9 @@ def assign_paper_ids(
     unmatched = entries.filter(is_new)
     # Computed a slice at a time, beside the entries' own columns: a column made of slices
     # is in pieces, and gathering rows from one in pieces copies their strings (850 MB of
-    # abstracts below for 10,000 digests), from one in a piece shares them.
-    new = unmatched.hstack(by_slices(unmatched.select("title_key", "abstract"), _keyed))
+    # abstracts below for 10,000 digests), from one in a piece shares them. Abstracts not
+    # given are loaded a chunk at a time for it, and let go with the chunk.
+    new = unmatched.hstack(_keyed_loading(unmatched, load))
     pairs = (
         new.with_row_index("row")
         .group_by("title_key", "abstract_key", maintain_order=True)
@@ -306,15 +336,18 @@ def assign_paper_ids(
     counts = _sentence_counts(pairs)
     index = _index_of_candidates(known, known_latest, pairs, counts, load)
     alone = _alone(pairs, index, counts)
-    first_abstract = new["abstract"].gather(pairs["row"].list.first())
+    first_row = pairs["row"].list.first()
     may_match = (~alone).arg_true()
+    # Loaded where not given, in the chunks the keys were computed in.
+    first = new.select("digest_id", "position", "abstract")[first_row.gather(may_match)]
+    first_abstract = abstracts_in_chunks(
+        first, load, first_row.gather(may_match) // ENTRIES_PER_LOAD
+    )
     abstract_key = pl.Series("abstract_key", [None] * pairs.height, pl.String).scatter(
         may_match,
-        first_abstract.gather(may_match)
-        .to_frame()
-        .select(abstract_key_expr("abstract"))
-        .to_series(),
+        first_abstract.to_frame().select(abstract_key_expr("abstract")).to_series(),
     )
+    del first, first_abstract
     # The ids taken: of the known ones, only those a pair was minted (found by a join, not
     # a Python set of every known id: at 10,000 digests 0.03 s rather than 0.35 s); every
     # known id is looked at only to mint one again, which 60 bits make astronomically rare.
@@ -336,7 +369,9 @@ def assign_paper_ids(
         if paper_id is None:
             paper_id = minted
             while paper_id in taken:
-                key = fold_abstract(first_abstract[i]) if key is None else key
+                if key is None:  # only a pair whose id is taken needs its abstract here
+                    first = new.select("digest_id", "position", "abstract")[first_row[i]]
+                    key = fold_abstract(abstracts_in_chunks(first, load)[0])
                 paper_id = mint_paper_id(title_key, key + paper_id)
                 if (known_ids == paper_id).any():
                     taken.add(paper_id)
@@ -402,6 +437,20 @@ def assign_paper_ids(
     return entries.with_columns(
         match_reason=entries["_published_reason"].clone().scatter(is_touched.arg_true(), reasons)
     ).drop("new_id", "_published_reason", "abstract_key")
+
+
+def _keyed_loading(unmatched: pl.DataFrame, load: AbstractLoader | None) -> pl.DataFrame:
+    """_keyed of `unmatched` (digest_id, position, title_key, abstract, in ENTRY_ORDER),
+    their abstracts loaded by `load` where null, ENTRIES_PER_LOAD entries at a time."""
+    columns = ["digest_id", "position", "title_key", "abstract"]
+    if unmatched["abstract"].null_count() == 0:
+        return by_slices(unmatched.select("title_key", "abstract"), _keyed)
+
+    def keyed(chunk: pl.DataFrame) -> pl.DataFrame:
+        loaded = fill_abstracts(chunk, load).select("title_key", "abstract")
+        return by_slices(loaded, _keyed)
+
+    return by_slices(unmatched.select(columns), keyed, ENTRIES_PER_LOAD)
 
 
 def _keyed(entries: pl.DataFrame) -> pl.DataFrame:

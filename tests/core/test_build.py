@@ -249,6 +249,49 @@ def test_a_build_given_entries_without_abstracts_loads_those_it_needs_and_builds
     assert set(loaded["digest_id"]) == {a.digest_id, c.digest_id}
 
 
+def test_a_full_build_from_entries_without_abstracts_loads_them_a_chunk_at_a_time(monkeypatch):
+    import pipelines.core.build as build_module
+    import pipelines.core.identity as identity
+
+    days = [
+        staged(
+            f"{day}.txt",
+            f"Mar {day}",
+            # A revised abstract each day: matching compares abstracts, not only keys.
+            [
+                ("Sparse Attention", abstract_for("sparse attention") + f" Revision {day}."),
+                (f"Paper {day}", abstract_for(f"topic {day}")),
+                ("Shared Title", abstract_for(["protein folding", "bird migration"][day % 2])),
+            ],
+            T0,
+        )
+        for day in range(10, 16)
+    ]
+    digests, entries, quarantine = (
+        pl.concat([getattr(d, n) for d in days]) for n in StagingArea.FILES
+    )
+    expected = build_tables(digests, entries, quarantine, Previous.nothing())
+    monkeypatch.setattr(identity, "ENTRIES_PER_LOAD", 4)
+    monkeypatch.setattr(build_module, "ENTRIES_PER_LOAD", 4)
+    load, asked = abstract_loader(entries)
+
+    unloaded = entries.with_columns(abstract=pl.lit(None, pl.String))
+    tables, _ = build_module._build(digests, [unloaded], quarantine, Previous.nothing(), load)
+    for name, frame in expected.items():
+        assert tables[name].equals(frame), name
+    assert tables["papers"]["abstract_raw"].null_count() == 0
+    # Loaded a chunk at a time, never all at once: the keys of the 18 entries first, in
+    # chunks of entries next to each other in date order; then the abstracts matching
+    # compares (those under a title another pair has) and each paper's latest, by chunks
+    # of their own.
+    order = entries.sort("digest_date", "position").with_row_index("rank")
+    ranks = [keys.join(order, on=["digest_id", "position"])["rank"] for keys in asked]
+    assert [r.to_list() for r in ranks[:5]] == [
+        list(range(start, min(start + 4, 18))) for start in (0, 4, 8, 12, 16)
+    ]
+    assert len(asked) > 5 and max(keys.height for keys in asked) <= 4
+
+
 def test_the_entries_handed_to_a_build_are_let_go_before_enrichment(monkeypatch):
     import pipelines.core.build as build_module
 

@@ -407,14 +407,15 @@ def test_abstracts_left_unloaded_are_loaded_where_needed_and_give_the_same_ids()
     lazily = assign_paper_ids(unloaded, published, SentenceCache(cache.frame), load)
     assert lazily.drop("abstract").equals(expected.drop("abstract"))
     assert lazily["paper_id"].n_unique() == 4  # the revision joined its paper
-    # Loaded: the new entries (returned with them) and the entry of the paper one joins.
+    # Loaded: the new entries and the entry of the paper one joins.
     loaded = pl.concat(asked).join(every, on=["digest_id", "position"])["title"]
     assert sorted(loaded.unique()) == [
         "Quantum Error Correction",
         "Sparse Atention Transformers",
         "Sparse Attention Transformers",
     ]
-    assert lazily["abstract"].drop_nulls().equals(later["abstract"])
+    # What was loaded is not held on to: the entries come back as they were given.
+    assert lazily["abstract"].null_count() == lazily.height
     with pytest.raises(ValueError, match="lack their abstract"):
         assign_paper_ids(unloaded, published, SentenceCache(cache.frame))
 
