@@ -32,6 +32,17 @@ def diff_papers(before: pl.DataFrame, after: pl.DataFrame) -> pl.DataFrame:
     """One row per paper added, removed or updated, with the columns that changed
     (comma-separated; only columns present in both releases are compared, and a column
     whose type changed counts as changed)."""
+    if before.height == 0:  # a first release: every paper added, none compared
+        return (
+            after.select(
+                change=pl.lit("added"),
+                paper_id="paper_id",
+                title="title",
+                changed_columns=pl.lit(None, pl.String),
+            )
+            .sort("paper_id")
+            .cast(DIFF_COLUMNS)
+        )
     shared = [c for c in after.columns if c in before.columns and c != "paper_id"]
     retyped = {c for c in shared if before.schema[c] != after.schema[c]}
     if shared and not retyped:

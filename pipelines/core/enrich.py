@@ -12,7 +12,7 @@ from typing import TypeVar
 import polars as pl
 
 from pipelines.core.diff import unchanged
-from pipelines.core.frames import by_slices
+from pipelines.core.frames import by_slices, sorted_by
 from pipelines.core.text import STOPWORDS, clean_abstract_expr, one
 from pipelines.core.topics import topics_of
 from schemas.tables import PaperSchema, empty_frame
@@ -350,7 +350,7 @@ def enrich_papers_alongside(
         if other is not None:  # no thread outlives a failed call
             wait([other])
         raise
-    return pl.concat([*reused, fresh], how="vertical").sort("paper_id"), other
+    return sorted_by(pl.concat([*reused, fresh], how="vertical"), ["paper_id"]), other
 
 
 def _enrich_columns(papers: pl.DataFrame) -> pl.DataFrame:

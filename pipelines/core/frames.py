@@ -54,6 +54,13 @@ def in_key_order(frame: pl.DataFrame, key: list[str]) -> bool:
     return frame.select((ahead | tied).slice(1).fill_null(False).all()).item()
 
 
+def sorted_by(frame: pl.DataFrame, key: list[str]) -> pl.DataFrame:
+    """`frame` in `key` order: itself when it is in that order already, as a build's papers
+    usually are. Sorting copies every column's rows (the lists, and a view of each string:
+    at 10,000 digests, 190 MB of papers beside the frame sorted)."""
+    return frame if in_key_order(frame, key) else frame.sort(key)
+
+
 def merged_in_order(ordered: pl.DataFrame, other: pl.DataFrame, key: list[str]) -> pl.DataFrame:
     """`ordered` and `other` in `key` order, where no first key value is in both. When
     `ordered` is in that order already (as a table read back usually is) the two are

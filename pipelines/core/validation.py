@@ -58,6 +58,8 @@ def _validate_unpassed(
 ) -> Validated:
     """validate() of the rows not `passed`, and of the passed rows sharing a unique key
     with one of them: uniqueness is a check across rows."""
+    if not passed.any():  # as when a full build made every row: all of them checked as one
+        return _validate(frame, model)
     rows = frame.with_row_index("__row")
     checked = ~passed
     for key in _unique_keys(model):

@@ -49,3 +49,18 @@ def test_a_column_whose_type_changed_counts_as_changed_for_every_paper():
     changes = diff_papers(BEFORE, after)
     assert changes["change"].to_list() == ["updated"] * 4
     assert set(changes["changed_columns"]) == {"topics"}
+
+
+def test_against_no_papers_every_paper_is_added_as_a_comparison_finds():
+    empty = BEFORE.clear()
+    shuffled = BEFORE.reverse()
+    assert diff_papers(empty, shuffled).rows() == [
+        ("added", "a", "Alpha", None),
+        ("added", "b", "Beta", None),
+        ("added", "c", "Gamma", None),
+        ("added", "d", "Delta", None),
+    ]
+    # The same rows as the comparison gives when there is something to compare with.
+    one = BEFORE.head(1).with_columns(paper_id=pl.lit("z"))
+    compared = diff_papers(one, shuffled).filter(pl.col("change") == "added")
+    assert diff_papers(empty, shuffled).equals(compared)

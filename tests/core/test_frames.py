@@ -2,7 +2,7 @@ import polars as pl
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipelines.core.frames import by_slices, in_key_order, merged_in_order
+from pipelines.core.frames import by_slices, in_key_order, merged_in_order, sorted_by
 
 
 def test_by_slices_gives_what_one_piece_gives_a_slice_at_a_time():
@@ -64,3 +64,10 @@ def test_merged_in_order_is_the_two_sorted(rows, split, shuffled):
     one = one.sample(fraction=1.0, shuffle=True, seed=0) if shuffled else one.sort("id", "rank")
     merged = merged_in_order(one, other.reverse(), ["id", "rank"])
     assert merged.equals(frame.sort("id", "rank"))
+
+
+def test_a_frame_in_order_is_sorted_as_itself_and_another_is_sorted():
+    ordered = pl.DataFrame({"id": ["a", "b", "c"], "n": [3, 1, 2]})
+    assert sorted_by(ordered, ["id"]) is ordered  # no copy of its rows
+    shuffled = ordered.reverse()
+    assert sorted_by(shuffled, ["id"]).equals(ordered)

@@ -61,3 +61,13 @@ def test_a_frame_is_hashed_once_while_it_lives_and_its_hash_goes_with_it(monkeyp
     # A new frame is hashed for itself, even if it is given the old one's id.
     assert table_hash(frame().head(3), key) != first and hashed == [4, 4, 3]
     assert table_hash(frame(), key) == first and hashed == [4, 4, 3, 4]
+
+
+def test_rows_hashed_in_slices_hash_as_rows_hashed_at_once(monkeypatch):
+    import pipelines.core.hashing as hashing
+
+    big = pl.concat([frame()] * 5).with_row_index("n")
+    at_once = big.hash_rows(seed=0)
+    monkeypatch.setattr(hashing, "ROWS_PER_HASH", 3)
+    assert hashing.row_hashes(big).equals(at_once)
+    assert hashing.row_hashes(big.head(3)).equals(at_once.head(3))

@@ -38,6 +38,15 @@ def test_rows_marked_passed_are_not_checked_again_the_others_are():
     assert validate(frame, RelatedPaperSchema).failures["row"].to_list() == [0, 1]
 
 
+def test_rows_none_of_which_passed_are_checked_as_a_frame_without_marks_is():
+    frame = related([GOOD, ("p000000000000003", "p000000000000002", 7.0, 1), GOOD])
+    marked = validate(frame, RelatedPaperSchema, pl.lit(False))
+    unmarked = validate(frame, RelatedPaperSchema)
+    assert marked.failures.equals(unmarked.failures)
+    assert marked.failures["row"].to_list() == [0, 1, 2]  # a score above 1, a repeated key
+    assert marked.valid.height == 0
+
+
 def test_a_new_row_repeating_a_passed_rows_unique_key_fails_with_it():
     frame = related([GOOD, ("p000000000000005", "p000000000000002", 0.4, 1), GOOD])
     checked = validate(frame, RelatedPaperSchema, pl.int_range(pl.len()) < 2)
