@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 from scipy import sparse
 
 from pipelines.core.diff import unchanged
-from pipelines.core.frames import by_slices, merged_in_order
+from pipelines.core.frames import by_slices, merged_in_order, sorted_by
 from pipelines.core.storage import read_parquet_uris
 from pipelines.core.text import STOPWORDS
 from schemas.tables import RelatedPaperSchema, empty_frame
@@ -241,7 +241,7 @@ class SpilledCounts:
                 runs.append(counted["doc"].rle())
                 frequencies.append(counted.group_by("word").agg(df=pl.len()))
                 writer.write_table(counted.select("word", "tf").to_arrow())
-        runs = pl.concat(runs)
+        runs = pl.concat(runs).rechunk()
         self._docs = runs.struct.field("value").to_numpy()
         self.papers = pl.DataFrame(
             {
@@ -346,10 +346,14 @@ def tfidf_vectors(
 def _blocks(vectors: sparse.csr_matrix) -> list[tuple[int, int]]:
     """Row ranges whose products hold about _BLOCK_PAIRS pairs at most: a row pairs with at
     most the sum, over its words, of the papers holding each word."""
-    holders = vectors.copy()
-    holders.data[:] = 1.0
-    per_word = np.asarray(holders.sum(axis=0)).ravel()
-    bound = np.cumsum(holders @ per_word)
+    # Without a copy of the vectors with their weights set to 1: the papers holding each
+    # word, then for each row the sum of that over its words.
+    per_word = np.bincount(vectors.indices, minlength=vectors.shape[1]).astype(np.float64)
+    per_row = np.zeros(vectors.shape[0])
+    held = per_word[vectors.indices]
+    filled = np.diff(vectors.indptr) > 0
+    per_row[filled] = np.add.reduceat(held, vectors.indptr[:-1][filled]) if held.size else 0.0
+    bound = np.cumsum(per_row)
     blocks, start = [], 0
     while start < len(bound):
         before = bound[start - 1] if start else 0.0
@@ -378,7 +382,9 @@ def _top(pairs: pl.DataFrame, k: int) -> pl.DataFrame:
 
 def _neighbours(vectors: sparse.csr_matrix, rows: np.ndarray, k: int) -> pl.DataFrame:
     """Top `k` (row, col, score) of `rows` (sorted) against every row of `vectors`."""
-    subset = vectors[rows]
+    # Every row, as a full build asks for: the vectors themselves, not a copy of them.
+    every = len(rows) == vectors.shape[0] and np.array_equal(rows, np.arange(len(rows)))
+    subset = vectors if every else vectors[rows]
     parts = []
     for start, end in _blocks(subset):
         # Only papers sharing a word with the row's paper can score above zero: the sparse
@@ -505,7 +511,7 @@ def update_related(
     The result is related_papers(papers, k, vocabulary): an unchanged paper's list can
     only change by losing a neighbour that changed or left (then it is recomputed) or by
     gaining one of the new or changed papers (then that paper outscores its last one)."""
-    papers = papers.sort("paper_id")
+    papers = sorted_by(papers, ["paper_id"])
     maybe = (
         papers
         if maybe_changed is None

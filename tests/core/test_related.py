@@ -406,3 +406,38 @@ def test_neighbours_equal_the_best_k_of_every_pair_ranked(k, rows_per_count, mon
     found = related._neighbours(vectors, rows, k).sort("row", "score", "col", **order)
     assert found.equals(expected)
     assert found.height == k * n_rows
+
+
+def test_blocks_bound_each_rows_pairs_as_the_vectors_weighed_by_one_would(monkeypatch):
+    import numpy as np
+    from scipy import sparse
+
+    import pipelines.core.related as related
+
+    vectors = sparse.random(300, 80, density=0.05, format="csr", random_state=7)
+    vectors[[3, 4, 150, 299]] = 0  # rows holding no word
+    vectors.eliminate_zeros()
+    holders = vectors.copy()
+    holders.data[:] = 1.0
+    per_row = holders @ np.asarray(holders.sum(axis=0)).ravel()
+    for block_pairs in (1, 50, 400, 10**6):
+        monkeypatch.setattr(related, "_BLOCK_PAIRS", block_pairs)
+        blocks = related._blocks(vectors)
+        assert blocks[0][0] == 0 and blocks[-1][1] == 300
+        assert all(a[1] == b[0] for a, b in zip(blocks, blocks[1:], strict=False))
+        for start, end in blocks:  # within the bound, or a single row
+            assert end - start == 1 or per_row[start:end].sum() <= block_pairs
+
+
+def test_neighbours_of_every_row_are_those_of_the_rows_named_one_by_one():
+    import numpy as np
+
+    import pipelines.core.related as related
+
+    vectors = related.tfidf_vectors(papers())
+    n = vectors.shape[0]
+    every = related._neighbours(vectors, np.arange(n), 3).sort("row", "col")
+    named = pl.concat([related._neighbours(vectors, np.array([row]), 3) for row in range(n)]).sort(
+        "row", "col"
+    )
+    assert every.height > 0 and every.equals(named)
