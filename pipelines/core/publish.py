@@ -306,11 +306,16 @@ def _attempt(
         fault_point(f"table_written:{name}")
         return version
 
-    # The tables are written side by side (delta-rs writes outside the GIL); none is
-    # published before the release row commits, whatever order they finish in.
+    # The tables are written side by side (delta-rs writes outside the GIL), the papers
+    # after the others: beside the appearances, writing them held both tables' working
+    # sets (at 10,000 digests, 120 and 170 MB). None is published before the release row
+    # commits, whatever order they finish in.
     written = [n for n in PUBLISHED_TABLES if force or n not in unchanged]
-    with ThreadPoolExecutor(len(written) or 1) as pool:
-        versions = dict(zip(written, pool.map(write, written), strict=True))
+    others = [n for n in written if n != "papers"]
+    with ThreadPoolExecutor(len(others) or 1) as pool:
+        versions = dict(zip(others, pool.map(write, others), strict=True))
+    if "papers" in written:
+        versions["papers"] = write("papers")
     for name in PUBLISHED_TABLES:
         # An unchanged table keeps the version the previous release recorded.
         row[f"{name}_version"] = versions[name] if name in versions else previous[f"{name}_version"]
@@ -468,7 +473,6 @@ def _write_papers(
     """Commit the papers table; returns the new version. Only the papers first seen on or
     after the earliest first_seen of a paper added, updated or removed since `previous`
     are replaced, when the table still holds `previous`'s papers; else the whole table."""
-    papers = papers.sort("first_seen", "paper_id")
     since = _changed_since(paths, papers, previous, changes)
     if since is None:
         return _write_whole_papers(paths, papers)
@@ -476,7 +480,7 @@ def _write_papers(
     read = table.version()
     # On top of the version read, with no retries: if another run wrote the table
     # meanwhile, the commit fails and publishing starts over.
-    papers.filter(pl.col("first_seen") >= cut).write_delta(
+    papers.filter(pl.col("first_seen") >= cut).sort("first_seen", "paper_id").write_delta(
         table,
         mode="overwrite",
         delta_write_options={
@@ -488,27 +492,40 @@ def _write_papers(
     return read + 1
 
 
+# A whole table is written in pieces of at most this many papers, each its own commit: only
+# one piece is gathered in first_seen order at a time. Sorted whole, the papers of 10,000
+# digests held a second copy of their lists (215 MB) while they were written; in pieces of
+# 200,000, 104-155 MB. Pieces of 100,000 wrote them at a peak of 2,021 MB in all, of 50,000
+# at 1,927 MB (the build's peak then lies in its related papers).
+_PAPERS_PER_COMMIT = 50_000
+
+
 def _write_whole_papers(paths: WarehousePaths, papers: pl.DataFrame) -> int:
-    """Replace the papers table with `papers` (in first_seen order); returns the version
-    made. Two commits when there are papers older than the latest _RECENT_DAYS: those in
-    files of _PAPER_FILE_BYTES, then the recent ones appended in small files. Only the
-    second version is recorded by a release."""
+    """Replace the papers table with `papers`, written in first_seen order; returns the
+    version made. The papers older than the latest _RECENT_DAYS in files of
+    _PAPER_FILE_BYTES, in pieces of _PAPERS_PER_COMMIT, then the recent ones appended in
+    small files: a commit each. Only the last version is recorded by a release."""
     if papers.height == 0:
         return _overwrite(paths, "papers", papers, target_file_size=_PAPER_FILE_BYTES)
+    order = papers.select(pl.arg_sort_by("first_seen", "paper_id")).to_series()
     since = papers["first_seen"].max() - dt.timedelta(days=_RECENT_DAYS)
-    older = papers.filter(pl.col("first_seen") < since)
-    recent = papers.filter(pl.col("first_seen") >= since)
-    if older.height == 0:
-        return _overwrite(paths, "papers", recent, target_file_size=_RECENT_PAPER_FILE_BYTES)
-    version = _overwrite(paths, "papers", older, target_file_size=_PAPER_FILE_BYTES)
-    if recent.height:
+    cut = papers["first_seen"].gather(order).search_sorted(since, side="left")
+    pieces = [
+        (order.slice(start, min(_PAPERS_PER_COMMIT, cut - start)), _PAPER_FILE_BYTES)
+        for start in range(0, cut, _PAPERS_PER_COMMIT)
+    ]
+    if cut < order.len():
+        pieces.append((order.slice(cut), _RECENT_PAPER_FILE_BYTES))
+    (rows, file_bytes), *rest = pieces
+    version = _overwrite(paths, "papers", papers[rows], target_file_size=file_bytes)
+    for rows, file_bytes in rest:
         # On top of the version just made, with no retries: if another run wrote the
         # table meanwhile, the commit fails and publishing starts over.
-        recent.write_delta(
+        papers[rows].write_delta(
             paths.delta("papers", version),
             mode="append",
             delta_write_options={
-                "target_file_size": _RECENT_PAPER_FILE_BYTES,
+                "target_file_size": file_bytes,
                 "commit_properties": CommitProperties(max_commit_retries=0),
             },
         )

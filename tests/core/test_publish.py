@@ -203,6 +203,56 @@ def test_a_whole_papers_table_keeps_its_latest_days_in_files_of_their_own(tmp_pa
     assert titles == {"Old paper", "Recent paper", "Next paper"}
 
 
+def test_the_papers_are_written_once_the_other_tables_are(tmp_path, monkeypatch):
+    paths = WarehousePaths(tmp_path / "warehouse")
+    events: list[str] = []
+    real_overwrite, real_write_papers = publish._overwrite, publish._write_papers
+
+    def overwrite(paths, name, frame, **options):
+        events.append(f"start {name}")
+        try:
+            return real_overwrite(paths, name, frame, **options)
+        finally:
+            events.append(f"end {name}")
+
+    def write_papers(*args):
+        events.append("start papers")
+        return real_write_papers(*args)
+
+    monkeypatch.setattr(publish, "_overwrite", overwrite)
+    monkeypatch.setattr(publish, "_write_papers", write_papers)
+    assert publish_release(paths, tables_for(1, 2, 3)) is not None
+    papers_start = events.index("start papers")
+    others = {"digests", "appearances", "quarantine", "related_papers"}
+    assert {e.split()[1] for e in events[:papers_start] if e.startswith("end")} == others
+    assert all(e.endswith(" papers") for e in events[papers_start:])
+
+
+def test_a_whole_papers_table_is_written_in_first_seen_order_a_piece_at_a_time(
+    tmp_path, monkeypatch
+):
+    paths = WarehousePaths(tmp_path / "warehouse")
+    monkeypatch.setattr(publish, "_PAPERS_PER_COMMIT", 2)
+    monkeypatch.setattr(publish, "_RECENT_DAYS", 2)  # Mar 7-9 are the latest days
+    tables = tables_for(9, 3, 7, 1, 5, 2, 8)
+    assert not tables["papers"]["first_seen"].is_sorted()  # held in paper_id order
+    row = publish_release(paths, tables)
+    # The four older papers in two pieces, then the three recent ones: three commits.
+    assert row["papers_version"] == paths.delta("papers").version() == 2
+    table = paths.delta("papers", row["papers_version"])
+    files = sorted(
+        (pl.read_parquet(file) for file in paths.data_files(table)),
+        key=lambda frame: frame["first_seen"].min(),
+    )
+    assert [frame["first_seen"].dt.day().to_list() for frame in files] == [
+        [1, 2],
+        [3, 5],
+        [7, 8, 9],
+    ]
+    published = read_release_table(paths, row, "papers")
+    assert published.sort("paper_id").equals(tables["papers"])
+
+
 def _race_to_create(paths: WarehousePaths) -> tuple[dict[str, int], list[str]]:
     """Two runs overwrite (create) the digests table at once: the versions they wrote,
     and the runs whose commit failed."""
