@@ -24,8 +24,6 @@ def row_hashes(frame: pl.DataFrame) -> pl.Series:
     """A 64-bit hash per row (stable for a given Polars version)."""
     if frame.height == 0:
         return pl.Series("hash", [], dtype=pl.UInt64)
-    if frame.height <= ROWS_PER_HASH:
-        return frame.hash_rows(seed=0)
     return pl.concat(
         [
             frame.slice(start, ROWS_PER_HASH).hash_rows(seed=0)

@@ -509,7 +509,7 @@ def _write_whole_papers(paths: WarehousePaths, papers: pl.DataFrame) -> int:
         return _overwrite(paths, "papers", papers, target_file_size=_PAPER_FILE_BYTES)
     order = papers.select(pl.arg_sort_by("first_seen", "paper_id")).to_series()
     since = papers["first_seen"].max() - dt.timedelta(days=_RECENT_DAYS)
-    cut = papers["first_seen"].gather(order).search_sorted(since, side="left")
+    cut = papers.select((pl.col("first_seen") < since).sum()).item()  # where `order` reaches since
     pieces = [
         (order.slice(start, min(_PAPERS_PER_COMMIT, cut - start)), _PAPER_FILE_BYTES)
         for start in range(0, cut, _PAPERS_PER_COMMIT)

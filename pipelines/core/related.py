@@ -347,13 +347,9 @@ def _blocks(vectors: sparse.csr_matrix) -> list[tuple[int, int]]:
     """Row ranges whose products hold about _BLOCK_PAIRS pairs at most: a row pairs with at
     most the sum, over its words, of the papers holding each word."""
     # Without a copy of the vectors with their weights set to 1: the papers holding each
-    # word, then for each row the sum of that over its words.
+    # word, summed over the stored words in row order and read off at each row's end.
     per_word = np.bincount(vectors.indices, minlength=vectors.shape[1]).astype(np.float64)
-    per_row = np.zeros(vectors.shape[0])
-    held = per_word[vectors.indices]
-    filled = np.diff(vectors.indptr) > 0
-    per_row[filled] = np.add.reduceat(held, vectors.indptr[:-1][filled]) if held.size else 0.0
-    bound = np.cumsum(per_row)
+    bound = np.concatenate([[0.0], np.cumsum(per_word[vectors.indices])])[vectors.indptr[1:]]
     blocks, start = [], 0
     while start < len(bound):
         before = bound[start - 1] if start else 0.0
