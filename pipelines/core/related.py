@@ -234,25 +234,39 @@ class SpilledCounts:
         self._folder = tempfile.TemporaryDirectory(prefix="papers-word-counts-")
         self.words_file = Path(self._folder.name) / "words.parquet"
         none = pl.DataFrame(schema={"doc": _DOC, "word": pl.UInt64, "tf": pl.UInt32})
-        runs, frequencies = [none["doc"].rle()], [none.group_by("word").agg(df=pl.len())]
         schema = none.select("word", "tf").to_arrow().schema
+        # What is kept of each slice (its papers' runs of rows, its words' document
+        # frequencies) is copied into NumPy arrays, out of the heap the slices are counted
+        # in: small frames of each slice kept there made the counting of the next slices
+        # take fresh memory rather than reuse what the last one freed (at 10,000 digests,
+        # 250,000 papers counted at 828 MB rather than 762).
+        docs, lengths, words, frequencies = [], [], [], []
         with pq.ParquetWriter(self.words_file, schema, compression="zstd") as writer:
             for counted in slices:  # a row group each
-                runs.append(counted["doc"].rle())
-                frequencies.append(counted.group_by("word").agg(df=pl.len()))
+                doc = counted["doc"].to_numpy()
+                starts = np.flatnonzero(np.r_[True, doc[1:] != doc[:-1]]) if doc.size else doc
+                docs.append(doc[starts])
+                lengths.append(np.diff(np.r_[starts, doc.size]).astype(np.uint32))
+                per_word = counted.group_by("word").agg(df=pl.len())
+                words.append(per_word["word"].to_numpy().copy())
+                frequencies.append(per_word["df"].to_numpy().astype(np.int64))
                 writer.write_table(counted.select("word", "tf").to_arrow())
-        runs = pl.concat(runs).rechunk()
-        self._docs = runs.struct.field("value").to_numpy()
+        self._docs = np.concatenate([np.empty(0, np.int32), *docs])
         self.papers = pl.DataFrame(
             {
-                "paper_id": ids.gather(runs.struct.field("value")),
-                "n": runs.struct.field("len").cast(pl.UInt32),
+                "paper_id": ids.gather(self._docs),
+                "n": pl.Series(np.concatenate([np.empty(0, np.uint32), *lengths])),
             }
         )
         self.frequencies = (
-            pl.concat(frequencies, how="vertical")
+            pl.DataFrame(
+                {
+                    "word": pl.Series(np.concatenate([np.empty(0, np.uint64), *words])),
+                    "df": pl.Series(np.concatenate([np.empty(0, np.int64), *frequencies])),
+                }
+            )
             .group_by("word")
-            .agg(pl.col("df").sum().cast(pl.Int64))
+            .agg(pl.col("df").sum())
             .sort("word")
         )
 
