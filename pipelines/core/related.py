@@ -243,26 +243,26 @@ class SpilledCounts:
         docs, lengths, words, frequencies = [], [], [], []
         with pq.ParquetWriter(self.words_file, schema, compression="zstd") as writer:
             for counted in slices:  # a row group each
-                doc = counted["doc"].to_numpy()
-                starts = np.flatnonzero(np.r_[True, doc[1:] != doc[:-1]]) if doc.size else doc
-                docs.append(doc[starts])
-                lengths.append(np.diff(np.r_[starts, doc.size]).astype(np.uint32))
+                runs = counted["doc"].rle()
+                docs.append(runs.struct.field("value").to_numpy().copy())
+                lengths.append(runs.struct.field("len").to_numpy().astype(np.uint32))
                 per_word = counted.group_by("word").agg(df=pl.len())
                 words.append(per_word["word"].to_numpy().copy())
                 frequencies.append(per_word["df"].to_numpy().astype(np.int64))
                 writer.write_table(counted.select("word", "tf").to_arrow())
-        self._docs = np.concatenate([np.empty(0, np.int32), *docs])
+
+        def joined(parts: list[np.ndarray], dtype: type) -> np.ndarray:
+            return np.concatenate([np.empty(0, dtype), *parts])
+
+        self._docs = joined(docs, np.int32)
         self.papers = pl.DataFrame(
-            {
-                "paper_id": ids.gather(self._docs),
-                "n": pl.Series(np.concatenate([np.empty(0, np.uint32), *lengths])),
-            }
+            {"paper_id": ids.gather(self._docs), "n": pl.Series(joined(lengths, np.uint32))}
         )
         self.frequencies = (
             pl.DataFrame(
                 {
-                    "word": pl.Series(np.concatenate([np.empty(0, np.uint64), *words])),
-                    "df": pl.Series(np.concatenate([np.empty(0, np.int64), *frequencies])),
+                    "word": pl.Series(joined(words, np.uint64)),
+                    "df": pl.Series(joined(frequencies, np.int64)),
                 }
             )
             .group_by("word")
