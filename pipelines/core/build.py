@@ -15,7 +15,7 @@ from pipelines.core.enrich import (
     enrich_papers_alongside,
     reusable,
 )
-from pipelines.core.frames import among, sorted_by
+from pipelines.core.frames import among, filtered
 from pipelines.core.hashing import table_hash
 from pipelines.core.identity import (
     ENTRIES_PER_LOAD,
@@ -139,10 +139,12 @@ def kept_papers(matched: pl.DataFrame, previous: Previous) -> pl.DataFrame:
             previous.appearances.filter(pl.col("digest_id").is_in(moved.implode()))["paper_id"],
         ]
     )
-    return published.filter(
+    # Most of the published papers, as slices of them rather than a copy.
+    keep = published.select(
         ~pl.col("paper_id").is_in(touched.implode())
         & (pl.col("enrichment_version") == ENRICHMENT_VERSION)
-    )
+    ).to_series()
+    return filtered(published, keep)
 
 
 # Related papers are computed alongside the keyphrases up to this many papers. Side by side
@@ -260,8 +262,11 @@ def _build_papers(
     else:
         enriched = enrich_papers(papers, previous.papers, reuse)
         related = _resolved(related_of(enriched.select("paper_id", "title", "abstract")))
+    # The papers kept as they were read (slices of the published ones, in the order of
+    # their files), then those made afresh, in id order: sorting them all would copy every
+    # kept row (at 10,000 digests, 260 MB beside the published papers).
     columns = empty_frame(PaperSchema).columns
-    papers = sorted_by(pl.concat([kept, enriched.select(columns)], how="vertical"), ["paper_id"])
+    papers = pl.concat([kept, enriched.select(columns)], how="vertical")
     return appearances, papers, related, sentences, kept["paper_id"]
 
 

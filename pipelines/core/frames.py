@@ -7,6 +7,8 @@ from collections.abc import Callable
 import polars as pl
 
 ROWS_PER_SLICE = 20_000
+# A filter keeping rows that lie in at most this many runs is made of slices instead.
+MAX_SLICES = 1_000
 
 
 def by_slices(
@@ -26,6 +28,23 @@ def by_slices(
         [step(frame.slice(start, rows)) for start in range(0, frame.height, rows)],
         how="vertical",
     )
+
+
+def filtered(frame: pl.DataFrame, keep: pl.Series) -> pl.DataFrame:
+    """`frame.filter(keep)` (null keeps no row). When the rows kept lie in at most
+    MAX_SLICES runs, as when a few rows of a big frame are left out, it is made of slices
+    of `frame`, which share its buffers rather than copy the rows kept (their lists, and a
+    view of each string: at 10,000 digests, 144 MB for all but 500 of the papers)."""
+    runs = keep.fill_null(False).rle()
+    if runs.len() > 2 * MAX_SLICES:
+        return frame.filter(keep)
+    lengths = runs.struct.field("len").to_list()
+    pieces, start = [], 0
+    for length, kept in zip(lengths, runs.struct.field("value").to_list(), strict=True):
+        if kept:
+            pieces.append(frame.slice(start, length))
+        start += length
+    return pl.concat(pieces, how="vertical") if pieces else frame.clear()
 
 
 def among(frame: pl.DataFrame, column: str, values: pl.Series) -> pl.Series:

@@ -99,6 +99,12 @@ def read_release_table(paths: WarehousePaths, release: dict, name: str) -> pl.Da
     return read_table(paths, name, version=release[f"{name}_version"])
 
 
+# Past this many papers, the published papers are read once matching is done rather than
+# while it runs: side by side, the 541,222 papers of 10,000 digests (1.3 GB) were held
+# beside matching's working set.
+PAPERS_READ_ALONGSIDE_MAX = 200_000
+
+
 def previous_build(paths: WarehousePaths, release: dict | None = None) -> Previous:
     """What a new build starts from: the appearances, papers and related papers of
     `release` (default: the latest), what its related papers were computed from, and the
@@ -122,19 +128,24 @@ def previous_build(paths: WarehousePaths, release: dict | None = None) -> Previo
     # in a process at 1,000 digests: 0.24-0.27 s side by side, 0.29-0.31 s one by one.
     # Matching needs only the appearances and sentence hashes: the rest is read meanwhile.
     pool = ThreadPoolExecutor(3)
-    reading_papers = pool.submit(_published_papers, paths, release)
+    alongside = release["papers_rows"] <= PAPERS_READ_ALONGSIDE_MAX
+    reading_papers = pool.submit(_published_papers, paths, release) if alongside else None
     reading_related = pool.submit(related_and_state)
     reading_sentences = pool.submit(paths.staging.sentences)
     pool.shutdown(wait=False)  # its threads end with these reads
     try:
         appearances = read_release_table(paths, release, "appearances")
     except Exception:
-        wait([reading_papers, reading_related, reading_sentences])
+        wait([f for f in (reading_papers, reading_related, reading_sentences) if f is not None])
         return Previous.nothing()
 
     def still_reading() -> dict:
         try:
-            papers = reading_papers.result()
+            papers = (
+                reading_papers.result()
+                if reading_papers is not None
+                else _published_papers(paths, release)
+            )
         except Exception:  # unreadable: every paper is made again from its entries
             papers = empty_frame(PaperSchema)
         related, pieces, state = reading_related.result()

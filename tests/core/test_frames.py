@@ -2,7 +2,14 @@ import polars as pl
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipelines.core.frames import by_slices, in_key_order, merged_in_order, sorted_by
+from pipelines.core import frames
+from pipelines.core.frames import (
+    by_slices,
+    filtered,
+    in_key_order,
+    merged_in_order,
+    sorted_by,
+)
 
 
 def test_by_slices_gives_what_one_piece_gives_a_slice_at_a_time():
@@ -71,3 +78,19 @@ def test_a_frame_in_order_is_sorted_as_itself_and_another_is_sorted():
     assert sorted_by(ordered, ["id"]) is ordered  # no copy of its rows
     shuffled = ordered.reverse()
     assert sorted_by(shuffled, ["id"]).equals(ordered)
+
+
+@given(keep=st.lists(st.sampled_from([True, False, None]), max_size=30))
+def test_filtered_is_a_filter(keep):
+    frame = pl.DataFrame({"n": range(len(keep)), "text": [f"t{n}" for n in range(len(keep))]})
+    mask = pl.Series(keep, dtype=pl.Boolean)
+    assert filtered(frame, mask).equals(frame.filter(mask))
+
+
+def test_a_filter_leaving_out_a_few_runs_of_rows_is_made_of_slices(monkeypatch):
+    frame = pl.DataFrame({"n": range(100), "text": [f"t{n}" for n in range(100)]})
+    keep = pl.Series([n not in (10, 11, 50) for n in range(100)])
+    assert filtered(frame, keep).n_chunks() == 3  # rows 0-9, 12-49 and 51-99, not copied
+    monkeypatch.setattr(frames, "MAX_SLICES", 2)
+    assert filtered(frame, keep).n_chunks() == 1  # more runs than that: a filter copies them
+    assert filtered(frame, keep).equals(frame.filter(keep))

@@ -333,6 +333,27 @@ def test_a_previous_build_reads_what_matching_does_not_need_while_it_matches(tmp
     assert batched.sort("paper_id").equals(published.sort("paper_id"))
 
 
+def test_many_published_papers_are_read_once_matching_is_done(tmp_path, monkeypatch):
+    paths = WarehousePaths(tmp_path / "warehouse")
+    paths.staging.write(staged_for(1, 2, 3))
+    first = publish_release(paths, build_from_staging(paths.staging, previous_build(paths)))
+    reads = []
+    read_papers = publish._published_papers
+
+    def recorded(*args):
+        reads.append(args)
+        return read_papers(*args)
+
+    monkeypatch.setattr(publish, "_published_papers", recorded)
+    monkeypatch.setattr(publish, "PAPERS_READ_ALONGSIDE_MAX", 2)  # fewer than the 3 published
+    previous = previous_build(paths)
+    assert reads == []  # not while matching runs
+    papers = previous.settled().papers
+    assert len(reads) == 1
+    published = read_release_table(paths, first, "papers")
+    assert papers.sort("paper_id").equals(published.sort("paper_id"))
+
+
 def test_unreadable_published_papers_are_made_again_with_their_ids(tmp_path, monkeypatch):
     paths = WarehousePaths(tmp_path / "warehouse")
     paths.staging.write(staged_for(1, 2))
