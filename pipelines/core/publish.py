@@ -26,7 +26,7 @@ from deltalake.exceptions import CommitFailedError, DeltaError
 
 from pipelines.core.build import Previous
 from pipelines.core.card import write_card
-from pipelines.core.catalog import extend_catalog
+from pipelines.core.catalog import extend_catalog, open_database_early
 from pipelines.core.diff import count_changes, diff_papers
 from pipelines.core.enrich import sharing_abstracts
 from pipelines.core.faults import fault_point
@@ -246,6 +246,7 @@ def publish_release(
     `rebuild_if_stale` runs at the start of each attempt: a concurrent run may have staged
     digests since `tables` were built, and a release must never leave them out. `force`
     publishes and rewrites every table even when nothing changed (a repair)."""
+    open_database_early(paths)  # for the catalog, refreshed once the tables are written
     complete_changelog(paths)  # a run killed after its commit left its changelog unwritten
     for _ in range(MAX_PUBLISH_ATTEMPTS):
         # The snapshot comes first: a release committed after it makes this attempt's

@@ -152,3 +152,16 @@ def test_a_process_that_published_exits_without_duckdb_reporting_leaks(tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == str({"papers": tables_for(1, 2)["papers"].height})
     assert "leaked" not in done.stderr
+
+
+def test_a_release_opens_the_process_database_on_a_thread_of_its_own(tmp_path, monkeypatch):
+    import os
+    import threading
+
+    monkeypatch.setattr(catalog, "_DATABASES", {})  # as in a process that has not opened it
+    opening = catalog.open_database_early(WarehousePaths(tmp_path / "warehouse"))
+    opening.join(timeout=60)
+    assert opening.ident != threading.get_ident() and os.getpid() in catalog._DATABASES
+    assert catalog._process_database() is catalog._DATABASES[os.getpid()]  # not opened again
+    catalog._close_database(os.getpid())
+    assert catalog._DATABASES == {}
