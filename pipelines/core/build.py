@@ -159,7 +159,8 @@ def build_papers(
     """(appearances, papers, related papers with what they were computed from, the
     papers' sentence hashes, the ids of the papers kept as published) from the valid
     entries of ingested digests (those with a null abstract: loaded by `load` if needed).
-    Related papers may still be computing on another thread: a future."""
+    The papers kept as published come first, in the order they were read, then the others
+    in id order. Related papers may still be computing on another thread: a future."""
     return _build_papers([entries], previous, load)
 
 

@@ -100,8 +100,9 @@ def read_release_table(paths: WarehousePaths, release: dict, name: str) -> pl.Da
 
 
 # Past this many papers, the published papers are read once matching is done rather than
-# while it runs: side by side, the 541,222 papers of 10,000 digests (1.3 GB) were held
-# beside matching's working set.
+# while it runs: side by side, the 541,222 papers of 10,000 digests (1.0 GB read) were
+# held beside matching's working set (adding a digest peaked at 2,455 MiB then, at
+# 2,333-2,347 MiB once they were read after it).
 PAPERS_READ_ALONGSIDE_MAX = 200_000
 
 
@@ -126,7 +127,8 @@ def previous_build(paths: WarehousePaths, release: dict | None = None) -> Previo
 
     # The reads are independent and spend their time in Rust, outside the GIL. The first
     # in a process at 1,000 digests: 0.24-0.27 s side by side, 0.29-0.31 s one by one.
-    # Matching needs only the appearances and sentence hashes: the rest is read meanwhile.
+    # Matching needs only the appearances and sentence hashes: the rest is read meanwhile
+    # (the papers too, up to PAPERS_READ_ALONGSIDE_MAX of them).
     pool = ThreadPoolExecutor(3)
     alongside = release["papers_rows"] <= PAPERS_READ_ALONGSIDE_MAX
     reading_papers = pool.submit(_published_papers, paths, release) if alongside else None
