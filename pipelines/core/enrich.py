@@ -9,6 +9,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import TypeVar
 
+import numpy as np
 import polars as pl
 
 from pipelines.core.diff import unchanged
@@ -155,7 +156,10 @@ def _keyphrases(texts: pl.DataFrame, top: int) -> pl.DataFrame:
     """Candidates are as in RAKE (Rose et al., 2010): runs of at most three words between
     stopwords and punctuation. A candidate scores the mean frequency of its words in the
     text, times how often it occurs, doubled for a phrase of two or three words and
-    doubled again when it is in the title (the text's start). Vectorized over all papers."""
+    doubled again when it is in the title (the text's start). Vectorized over all papers:
+    the tokens in Polars, then their counts and candidates as NumPy arrays of hashes."""
+    if texts.height > 1 << 16:  # a text's row is kept in 16 bits (_DOC_BITS)
+        raise ValueError(f"{texts.height} texts at once: at most {1 << 16}")
     tokens = (
         texts.lazy()
         # The final " ." ends the last phrase of each text before the next text begins.
@@ -171,84 +175,120 @@ def _keyphrases(texts: pl.DataFrame, top: int) -> pl.DataFrame:
     # for the 14.6 million tokens of 54,000 papers).
     token = pl.col("token")
     is_word = (token >= "a") & (token < "{") & (token.str.len_bytes() >= 2)
-    breaks = ~is_word | token.is_in(_STOPWORDS)
-    # Tokens stay in text order, so one running count numbers the phrases of every paper,
-    # and the words of a phrase are consecutive rows.
-    words = (
-        tokens.with_columns(phrase=breaks.cum_sum(), is_word=~breaks)
-        .filter("is_word")
-        .with_columns(n=pl.len().over("phrase"))
-        .filter(pl.col("n") <= 3)
-        .select(
-            "doc",
-            "phrase",
-            "n",
-            "token",
-            freq=pl.len().over("doc", "token"),
-            # A phrase is told from others by its words' hashes, not by its text: the text
-            # is made only for the candidates chosen (54,000 papers: 1.9-2.3 s, not 2.2-2.6 s).
-            word=pl.col("token").hash(seed=0),
-        )
-        .collect()
+    tokens = tokens.select(
+        "doc", "token", word=token.hash(seed=0), is_break=~is_word | token.is_in(_STOPWORDS)
+    ).collect()
+    chosen = _chosen_candidates(
+        tokens["doc"].to_numpy(), tokens["word"].to_numpy(), tokens["is_break"].to_numpy(), top
     )
-
-    def following(column: str, k: int) -> pl.Expr:  # the phrase's (k+1)-th word's value
-        return pl.col(column).shift(-k)
-
-    # Each phrase from its first row and the one or two rows after it (no group-by).
-    candidates = (
-        words.lazy()
-        .with_columns(
-            row=pl.int_range(pl.len(), dtype=pl.UInt32),
-            first=pl.col("phrase") != pl.col("phrase").shift(1).fill_null(-1),
-            second=pl.when(pl.col("n") >= 2).then(following("word", 1)),
-            third=pl.when(pl.col("n") >= 3).then(following("word", 2)),
-            freq=(
-                pl.col("freq")
-                + pl.when(pl.col("n") >= 2).then(following("freq", 1)).otherwise(0)
-                + pl.when(pl.col("n") >= 3).then(following("freq", 2)).otherwise(0)
-            )
-            / pl.col("n"),
-        )
-        .filter("first")
-        .with_columns(in_title=pl.col("phrase") <= pl.col("phrase").min().over("doc") + 3)
-        .group_by("doc", "word", "second", "third")
-        .agg(
-            pl.col("freq", "n", "row").first(),
-            times=pl.len(),
-            in_title=pl.col("in_title").any(),
-        )
-    )
-    multiword = pl.when(pl.col("n") > 1).then(2.0).otherwise(1.0)
-    title = pl.when(pl.col("in_title")).then(2.0).otherwise(1.0)
-    # Only candidates scoring at least a text's top-th best can be chosen: sorting the few
-    # left, not all (204,000 for 5,000 papers), took the 54,000 papers of 1,000 digests
-    # from 3.03-3.13 s to 2.79-2.83 s, with the same keyphrases.
-    chosen = (
-        candidates.with_columns(score=pl.col("freq") * pl.col("times") * multiword * title)
-        .filter(pl.col("score") >= pl.col("score").top_k(top).min().over("doc"))
-        .select("doc", "score", "row")
-        .collect()
-    )
-    # The chosen phrases' texts, from their first word's row and the rows after it.
-    spelled = words.select("n", "token", second=following("token", 1), third=following("token", 2))[
-        chosen["row"]
-    ]
-    text = spelled.select(
+    # The chosen phrases' texts, from their first word's token and the tokens after it: a
+    # phrase's words are consecutive tokens (no break between them).
+    rows, last = chosen["row"].to_numpy(), max(tokens.height - 1, 0)
+    spelled = tokens["token"]
+    text = chosen.select(
+        "n",
+        token=spelled.gather(rows),
+        second=spelled.gather(np.minimum(rows + 1, last)),
+        third=spelled.gather(np.minimum(rows + 2, last)),
+    ).select(
         pl.when(pl.col("n") == 1)
         .then(pl.col("token"))
         .when(pl.col("n") == 2)
         .then(pl.concat_str("token", "second", separator=" "))
         .otherwise(pl.concat_str("token", "second", "third", separator=" "))
-    ).to_series()
+    )
     best = (
-        chosen.with_columns(text=text)
+        chosen.select("doc", "score")
+        .with_columns(text=text.to_series())
         .sort(["doc", "score", "text"], descending=[False, True, False])
         .group_by("doc", maintain_order=True)
         .agg(keyphrases=pl.col("text").head(top))
     )
     ids = texts.select("paper_id", doc=pl.int_range(pl.len(), dtype=pl.UInt32))
     return ids.join(best, on="doc", how="inner").select("paper_id", "keyphrases")
+
+
+# A token's hash keyed by its text's row: the row in the top 16 bits (a slice holds
+# _TEXTS_PER_SLICE texts), 48 bits of the hash below. Two of a text's ~130 distinct words
+# (or ~100 candidates) share those bits with odds of about 3e-11.
+_DOC_BITS = np.uint64(48)
+_HASH_DROP = np.uint64(16)
+# Odd multipliers mixing a phrase's three word hashes into one.
+_MIX = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xC2B2AE3D27D4EB4F), np.uint64(0x165667B19E3779F9))
+
+
+def _run_starts(values: np.ndarray) -> np.ndarray:
+    """Where each run of equal values of `values` begins."""
+    if len(values) == 0:
+        return np.empty(0, np.int64)
+    return np.flatnonzero(np.r_[True, values[1:] != values[:-1]])
+
+
+def _groups(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each key's group (the rank of its value) and each group's size. A sort and a
+    search rather than np.unique's argsort: a fifth of the time for a million keys."""
+    ordered = np.sort(keys)
+    starts = _run_starts(ordered)
+    group = np.searchsorted(ordered[starts], keys)
+    return group, np.diff(np.r_[starts, len(ordered)])
+
+
+def _chosen_candidates(
+    doc: np.ndarray, word: np.ndarray, is_break: np.ndarray, top: int
+) -> pl.DataFrame:
+    """(doc, score, row, n) of the candidates scoring at least their text's top-th best,
+    from tokens in text order: each token's text (doc), hash (word) and whether it breaks
+    a phrase. `row` is the first word's token, `n` the phrase's words. The same rules in
+    Polars (grouping and windows over the tokens' strings) took 7.9-8.7 CPU seconds for
+    the 54,000 papers of 1,000 digests, in NumPy 6.0-6.4, for the same keyphrases."""
+    # Tokens stay in text order, so one running count numbers the phrases of every text,
+    # and the words of a phrase are consecutive.
+    phrase = np.cumsum(is_break)
+    row = np.flatnonzero(~is_break)
+    starts = _run_starts(phrase[row])
+    lengths = np.diff(np.r_[starts, len(row)])
+    n = np.repeat(lengths, lengths)
+    row, n = row[n <= 3], n[n <= 3]
+    hashes, in_doc = word[row], doc[row].astype(np.uint64) << _DOC_BITS
+    group, size = _groups(in_doc | (hashes >> _HASH_DROP))
+    freq = size[group]  # how often each word occurs in its text, in phrases of 1-3 words
+    # Each phrase from its first word and the one or two after it.
+    first = _run_starts(phrase[row])
+    n, after = n[first], len(row) - 1
+    two, three = n >= 2, n >= 3
+    second, third = np.minimum(first + 1, after), np.minimum(first + 2, after)
+    mean_freq = (freq[first] + np.where(two, freq[second], 0) + np.where(three, freq[third], 0)) / n
+    phrase, in_doc = phrase[row[first]], in_doc[first]
+    # The title: a text's first four phrase numbers, counted from its first candidate.
+    texts = _run_starts(in_doc)
+    in_title = phrase <= np.repeat(phrase[texts], np.diff(np.r_[texts, len(phrase)])) + 3
+    words = (
+        hashes[first] * _MIX[0]
+        + np.where(two, hashes[second] * _MIX[1] + np.uint64(1), np.uint64(0))
+        + np.where(three, hashes[third] * _MIX[2] + np.uint64(2), np.uint64(0))
+    )
+    # A candidate is a phrase of a text: its occurrences share their text, words, n and
+    # mean frequency; any one spells it.
+    candidate, times = _groups(in_doc | (words >> _HASH_DROP))
+    count = len(times)
+    columns = {"doc": np.uint32, "row": np.int64, "n": np.int64, "freq": np.float64}
+    values = {"doc": doc[row[first]], "row": row[first], "n": n, "freq": mean_freq}
+    each = {name: np.empty(count, dtype) for name, dtype in columns.items()}
+    for name, array in each.items():
+        array[candidate] = values[name]
+    titled = np.bincount(candidate, weights=in_title, minlength=count) > 0
+    score = (
+        each["freq"]
+        * times.astype(np.float64)
+        * np.where(each["n"] > 1, 2.0, 1.0)
+        * np.where(titled, 2.0, 1.0)
+    )
+    candidates = pl.DataFrame(
+        {"doc": each["doc"], "score": score, "row": each["row"], "n": each["n"]}
+    )
+    # Only candidates scoring at least a text's top-th best can be chosen: sorting the few
+    # left, not all (204,000 for 5,000 papers).
+    return candidates.filter(pl.col("score") >= pl.col("score").top_k(top).min().over("doc"))
 
 
 # Bump when a rule above changes: published rows of an older version are recomputed.

@@ -1,6 +1,10 @@
 import io
+import re
+from collections import Counter
 
 import polars as pl
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipelines.core.enrich import (
     acronym,
@@ -175,6 +179,61 @@ def test_keyphrases_break_ties_by_text_at_the_last_place_too():
     text = "Zeta, eta, alpha, gamma, epsilon, delta, beta."
     found = keyphrases(pl.DataFrame({"paper_id": ["p1"], "text": [text]}), top=5)
     assert found["keyphrases"][0].to_list() == ["alpha", "eta", "gamma", "zeta", "beta"]
+
+
+def _rake_by_hand(text: str, top: int) -> list[str]:
+    """The keyphrase rules of one text, in plain Python: what `keyphrases` vectorizes."""
+    from pipelines.core.enrich import _STOPWORDS, _TOKEN
+
+    stopwords, breaks, phrases, run = set(_STOPWORDS), 0, [], []
+    for token in re.findall(_TOKEN, (text + " .").lower()):
+        if "a" <= token[0] <= "z" and len(token) >= 2 and token not in stopwords:
+            run.append(token)
+            continue
+        if run:
+            phrases.append((breaks, tuple(run)))  # numbered by the breaks before it
+        breaks, run = breaks + 1, []
+    candidates = [(number, words) for number, words in phrases if len(words) <= 3]
+    if not candidates:
+        return []
+    freq = Counter(word for _, words in candidates for word in words)
+    first = candidates[0][0]
+    times, in_title = Counter(words for _, words in candidates), {}
+    for number, words in candidates:
+        in_title[words] = in_title.get(words, False) or number <= first + 3
+    scores = {
+        " ".join(words): sum(freq[w] for w in words)
+        / len(words)
+        * times[words]
+        * (2.0 if len(words) > 1 else 1.0)
+        * (2.0 if in_title[words] else 1.0)
+        for words in times
+    }
+    return sorted(scores, key=lambda phrase: (-scores[phrase], phrase))[:top]
+
+
+_WORDS = ["graph", "sparse", "the", "of", "a", "x", "model", "gpt-4", "self-supervised", "é"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.lists(
+            st.one_of(st.sampled_from(_WORDS), st.sampled_from([".", ",", "(", ")", "3", "2.5"])),
+            max_size=40,
+        ).map(" ".join),
+        max_size=6,
+    )
+)
+def test_keyphrases_are_the_rules_applied_to_each_text(texts):
+    """Many texts at once (the rows are one array of tokens), each with the phrases the
+    rules give it alone; a text without a candidate has none."""
+    from pipelines.core.enrich import keyphrases
+
+    frame = pl.DataFrame({"paper_id": [f"p{i}" for i in range(len(texts))], "text": texts})
+    found = dict(keyphrases(frame, top=5).iter_rows())
+    expected = {f"p{i}": _rake_by_hand(text, 5) for i, text in enumerate(texts)}
+    assert found == {paper: phrases for paper, phrases in expected.items() if phrases}
 
 
 def test_each_papers_columns_are_its_own_whatever_the_slices(monkeypatch):
