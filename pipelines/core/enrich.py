@@ -240,7 +240,7 @@ def _chosen_candidates(
     from tokens in text order: each token's text (doc), hash (word) and whether it breaks
     a phrase. `row` is the first word's token, `n` the phrase's words. The same rules in
     Polars (grouping and windows over the tokens' strings) took 7.9-8.7 CPU seconds for
-    the 54,000 papers of 1,000 digests, in NumPy 6.0-6.4, for the same keyphrases."""
+    the 54,000 papers of 1,000 digests, in NumPy 5.7-6.4, for the same keyphrases."""
     # Tokens stay in text order, so one running count numbers the phrases of every text,
     # and the words of a phrase are consecutive.
     phrase = np.cumsum(is_break)
