@@ -225,12 +225,9 @@ def _run_starts(values: np.ndarray) -> np.ndarray:
 
 
 def _groups(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each key's group (the rank of its value) and each group's size. A sort and a
-    search rather than np.unique's argsort: a fifth of the time for a million keys."""
-    ordered = np.sort(keys)
-    starts = _run_starts(ordered)
-    group = np.searchsorted(ordered[starts], keys)
-    return group, np.diff(np.r_[starts, len(ordered)])
+    """Each key's group (the rank of its value) and each group's size."""
+    _, group, size = np.unique(keys, return_inverse=True, return_counts=True)
+    return group, size
 
 
 def _chosen_candidates(
