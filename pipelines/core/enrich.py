@@ -224,12 +224,6 @@ def _run_starts(values: np.ndarray) -> np.ndarray:
     return np.flatnonzero(np.r_[True, values[1:] != values[:-1]])
 
 
-def _groups(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each key's group (the rank of its value) and each group's size."""
-    _, group, size = np.unique(keys, return_inverse=True, return_counts=True)
-    return group, size
-
-
 def _chosen_candidates(
     doc: np.ndarray, word: np.ndarray, is_break: np.ndarray, top: int
 ) -> pl.DataFrame:
@@ -247,7 +241,9 @@ def _chosen_candidates(
     n = np.repeat(lengths, lengths)
     row, n = row[n <= 3], n[n <= 3]
     hashes, in_doc = word[row], doc[row].astype(np.uint64) << _DOC_BITS
-    group, size = _groups(in_doc | (hashes >> _HASH_DROP))
+    _, group, size = np.unique(
+        in_doc | (hashes >> _HASH_DROP), return_inverse=True, return_counts=True
+    )
     freq = size[group]  # how often each word occurs in its text, in phrases of 1-3 words
     # Each phrase from its first word and the one or two after it.
     first = _run_starts(phrase[row])
@@ -255,7 +251,7 @@ def _chosen_candidates(
     two, three = n >= 2, n >= 3
     second, third = np.minimum(first + 1, after), np.minimum(first + 2, after)
     mean_freq = (freq[first] + np.where(two, freq[second], 0) + np.where(three, freq[third], 0)) / n
-    phrase, in_doc = phrase[row[first]], in_doc[first]
+    row, phrase, in_doc = row[first], phrase[row[first]], in_doc[first]
     # The title: a text's first four phrase numbers, counted from its first candidate.
     texts = _run_starts(in_doc)
     in_title = phrase <= np.repeat(phrase[texts], np.diff(np.r_[texts, len(phrase)])) + 3
@@ -265,24 +261,20 @@ def _chosen_candidates(
         + np.where(three, hashes[third] * _MIX[2] + np.uint64(2), np.uint64(0))
     )
     # A candidate is a phrase of a text: its occurrences share their text, words, n and
-    # mean frequency; any one spells it.
-    candidate, times = _groups(in_doc | (words >> _HASH_DROP))
-    count = len(times)
-    columns = {"doc": np.uint32, "row": np.int64, "n": np.int64, "freq": np.float64}
-    values = {"doc": doc[row[first]], "row": row[first], "n": n, "freq": mean_freq}
-    each = {name: np.empty(count, dtype) for name, dtype in columns.items()}
-    for name, array in each.items():
-        array[candidate] = values[name]
-    titled = np.bincount(candidate, weights=in_title, minlength=count) > 0
+    # mean frequency; its earliest spells it.
+    _, earliest, candidate, times = np.unique(
+        in_doc | (words >> _HASH_DROP), return_index=True, return_inverse=True, return_counts=True
+    )
+    titled = np.bincount(candidate, weights=in_title, minlength=len(times)) > 0
+    n = n[earliest]
     score = (
-        each["freq"]
+        mean_freq[earliest]
         * times.astype(np.float64)
-        * np.where(each["n"] > 1, 2.0, 1.0)
+        * np.where(n > 1, 2.0, 1.0)
         * np.where(titled, 2.0, 1.0)
     )
-    candidates = pl.DataFrame(
-        {"doc": each["doc"], "score": score, "row": each["row"], "n": each["n"]}
-    )
+    row = row[earliest]
+    candidates = pl.DataFrame({"doc": doc[row], "score": score, "row": row, "n": n})
     # Only candidates scoring at least a text's top-th best can be chosen: sorting the few
     # left, not all (204,000 for 5,000 papers).
     return candidates.filter(pl.col("score") >= pl.col("score").top_k(top).min().over("doc"))
