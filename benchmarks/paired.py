@@ -95,8 +95,8 @@ def summarize(pairs: list[dict[str, dict]]) -> dict:
             "seconds_min": min(seconds),
             "seconds_max": max(seconds),
             "cpu_seconds": statistics.median(run["cpu_seconds"] for run in runs),
-            "rss_min": min(run["peak_rss_mb"] for run in runs),
-            "rss_max": max(run["peak_rss_mb"] for run in runs),
+            "rss_min": min(run["peak_rss_mib"] for run in runs),
+            "rss_max": max(run["peak_rss_mib"] for run in runs),
             "won": sum(pair[side]["seconds"] < pair[other]["seconds"] for pair in pairs),
         }
     return summary
@@ -117,7 +117,7 @@ def describe(checkout: Path) -> str:
 def markdown(summary: dict, checkouts: dict[str, str], n_pairs: int) -> str:
     lines = [
         f"| side | checkout | seconds (median of {n_pairs}) | range | CPU seconds "
-        "| peak RSS (MB) | pairs won |",
+        "| peak RSS (MiB) | pairs won |",
         "|---|---|---|---|---|---|---|",
     ]
     for side in SIDES:

@@ -64,15 +64,16 @@ COPY (
 """
 
 
-def _peak_rss_mb() -> float:
-    """This process's own peak RSS. Not getrusage's ru_maxrss: on Linux a child started
-    by fork and exec inherits its parent's peak there (a phase of 10,000 digests read the
-    generator's 2.1 GB as its own), while VmHWM belongs to the program exec started."""
+def _peak_rss_mib() -> float:
+    """This process's own peak RSS in MiB (2**20 bytes: 2 GB is 1,907 MiB). Not
+    getrusage's ru_maxrss: on Linux a child started by fork and exec inherits its parent's
+    peak there (a phase of 10,000 digests read the generator's 2.1 GB as its own), while
+    VmHWM belongs to the program exec started."""
     try:
         with open("/proc/self/status") as status:
             for line in status:
                 if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024  # kB
+                    return int(line.split()[1]) / 1024  # "kB" there: KiB
     except OSError:
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
@@ -213,7 +214,7 @@ def summarize(rounds: list[dict]) -> dict:
             "seconds_min": min(seconds),
             "seconds_max": max(seconds),
             "ratio": statistics.median(ratios),
-            "peak_rss_mb": max(run["peak_rss_mb"] for run in runs),
+            "peak_rss_mib": max(run["peak_rss_mib"] for run in runs),
         }
         if phase in AFTER_FULL_BUILD:
             of_full = [r[phase]["seconds"] / r["full_build"]["seconds"] for r in rounds]
@@ -225,7 +226,7 @@ def markdown(summary: dict, n_rounds: int) -> str:
     seconds = "seconds" if n_rounds == 1 else f"seconds (median of {n_rounds})"
     lines = [
         f"| phase | {seconds} | range | CPU seconds | × baseline | % of full build "
-        "| peak RSS (MB) | result |",
+        "| peak RSS (MiB) | result |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for phase in PHASE_NAMES:
@@ -240,7 +241,7 @@ def markdown(summary: dict, n_rounds: int) -> str:
         lines.append(
             f"| {LABELS[phase]} | {r['seconds']:.2f} | {r['seconds_min']:.2f}-"
             f"{r['seconds_max']:.2f} | {r['cpu_seconds']:.1f} | {r['ratio']:.2f} | {of_full} | "
-            f"{r['peak_rss_mb']:,.0f} | {outcome} |"
+            f"{r['peak_rss_mib']:,.0f} | {outcome} |"
         )
     return "\n".join(lines)
 
@@ -259,7 +260,7 @@ def main() -> None:
         name, *paths = args.phase
         blocked = as_installed_for_users()
         figures = PHASES[name](*map(Path, paths))
-        figures["peak_rss_mb"] = round(_peak_rss_mb(), 1)
+        figures["peak_rss_mib"] = round(_peak_rss_mib(), 1)
         # Which dev packages the phase got anyway: none, unless one was imported before.
         figures["dev_packages_imported"] = sorted(
             name for name in dev_only_packages() if sys.modules.get(name) is not None
@@ -273,14 +274,14 @@ def main() -> None:
     work = args.workdir or Path(tempfile.mkdtemp(prefix="papers-bench-"))
     landing = work / "landing"
     next_digest = land_corpus(landing, args.digests, args.seed)
-    corpus_mb = sum(p.stat().st_size for p in landing.iterdir()) / 2**20
+    corpus_mib = sum(p.stat().st_size for p in landing.iterdir()) / 2**20
 
     rounds = [run_round(landing, work, next_digest) for _ in range(args.repeat)]
     if args.workdir is None:
         shutil.rmtree(work, ignore_errors=True)
     results = {
         "digests": args.digests,
-        "corpus_mb": round(corpus_mb, 1),
+        "corpus_mib": round(corpus_mib, 1),
         "cores": os.cpu_count(),
         **summarize(rounds),
         "rounds": rounds,
@@ -288,7 +289,7 @@ def main() -> None:
     if args.json:
         print(json.dumps(results, indent=1))
         return
-    print(f"{args.digests:,} digests ({corpus_mb:,.0f} MB), {os.cpu_count()} cores\n")
+    print(f"{args.digests:,} digests ({corpus_mib:,.0f} MiB), {os.cpu_count()} cores\n")
     print(markdown(results, len(rounds)))
 
 

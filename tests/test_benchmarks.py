@@ -34,7 +34,7 @@ def test_benchmark_runner_smoke(tmp_path):
     assert figures["add_one_digest"]["papers"] > figures["full_build"]["papers"]
     assert (figures["no_op"]["published"], figures["no_op"]["release"]) == (False, 2)
     for phase in ("baseline", "full_build", "add_one_digest", "no_op"):
-        assert figures[phase]["seconds"] > 0 and figures[phase]["peak_rss_mb"] > 0
+        assert figures[phase]["seconds"] > 0 and figures[phase]["peak_rss_mib"] > 0
         assert figures[phase]["cpu_seconds"] > 0
         # Measured as a user's install runs: Pandera would import hypothesis if it could.
         assert "hypothesis" in figures[phase]["dev_packages_blocked"]
@@ -50,10 +50,10 @@ def test_benchmark_runner_smoke(tmp_path):
 def _figures(baseline: float, full: float, rss: float) -> dict:
     outcome = {"published": True, "release": 1, "papers": 10, "cpu_seconds": 1.0}
     return {
-        "baseline": {"seconds": baseline, "rows": 9, "cpu_seconds": 1.0, "peak_rss_mb": 50.0},
-        "full_build": {**outcome, "seconds": full, "peak_rss_mb": rss},
-        "add_one_digest": {**outcome, "seconds": full / 10, "peak_rss_mb": rss},
-        "no_op": {**outcome, "seconds": 0.1, "peak_rss_mb": 40.0},
+        "baseline": {"seconds": baseline, "rows": 9, "cpu_seconds": 1.0, "peak_rss_mib": 50.0},
+        "full_build": {**outcome, "seconds": full, "peak_rss_mib": rss},
+        "add_one_digest": {**outcome, "seconds": full / 10, "peak_rss_mib": rss},
+        "no_op": {**outcome, "seconds": 0.1, "peak_rss_mib": 40.0},
     }
 
 
@@ -70,7 +70,7 @@ def test_rounds_are_summarized_by_medians_and_each_rounds_own_ratio():
     assert (full["seconds_min"], full["seconds_max"]) == (10.0, 20.0)
     # The median of the rounds' own ratios (10, 10, 4), not the ratio of the medians (6).
     assert full["ratio"] == 10.0
-    assert full["peak_rss_mb"] == 950.0  # the highest peak: memory is a bound, not a mean
+    assert full["peak_rss_mib"] == 950.0  # the highest peak: memory is a bound, not a mean
     assert summary["baseline"]["ratio"] == 1.0
     assert summary["add_one_digest"]["of_full_build"] == 0.1
     assert "of_full_build" not in summary["full_build"]  # no share of itself
@@ -88,7 +88,7 @@ def test_a_phase_reports_its_own_peak_not_its_parents():
     held[:: 2**12] = b"\x01" * len(held[:: 2**12])  # touch every page: resident
     code = (
         "import sys; sys.path.insert(0, sys.argv[1]); "
-        "from run import _peak_rss_mb; print(_peak_rss_mb())"
+        "from run import _peak_rss_mib; print(_peak_rss_mib())"
     )
     child = subprocess.run(
         [sys.executable, "-c", code, str(ROOT / "benchmarks")],
@@ -110,7 +110,7 @@ def test_paired_runs_smoke(tmp_path):
         for side in ("before", "after"):
             # Each add starts again from the side's release 1: each makes release 2.
             assert (pair[side]["published"], pair[side]["release"]) == (True, 2)
-            assert pair[side]["seconds"] > 0 and pair[side]["peak_rss_mb"] > 0
+            assert pair[side]["seconds"] > 0 and pair[side]["peak_rss_mib"] > 0
         assert pair["before"]["papers"] == pair["after"]["papers"]
     assert figures["before"]["won"] + figures["after"]["won"] == 2
     for side in ("before", "after"):
@@ -126,7 +126,7 @@ def test_paired_runs_are_summarized_by_medians_and_pairs_won():
     from paired import summarize
 
     def run(seconds: float) -> dict:
-        return {"seconds": seconds, "cpu_seconds": seconds * 2, "peak_rss_mb": 100 * seconds}
+        return {"seconds": seconds, "cpu_seconds": seconds * 2, "peak_rss_mib": 100 * seconds}
 
     pairs = [
         {"before": run(2.0), "after": run(1.5)},
