@@ -112,7 +112,8 @@ class Previous:
 
 
 def kept_papers(matched: pl.DataFrame, previous: Previous) -> pl.DataFrame:
-    """The rows of the published papers this build would make again, as they are.
+    """The rows of the published papers this build would make again, as they are, given
+    the entries matched (assign_paper_ids) against `previous.appearances`.
 
     A paper's row is made from its entries alone, and the entries of a digest from its
     bytes (its id) and the parser. So a row holds while the parser is the same, its rules
@@ -126,9 +127,11 @@ def kept_papers(matched: pl.DataFrame, previous: Previous) -> pl.DataFrame:
         or published.schema != empty_frame(PaperSchema).schema
     ):
         return empty_frame(PaperSchema)
-    keys = ["digest_id", "position", "title"]
-    before = previous.appearances.select(keys)
-    unpublished = matched.select(keys).join(before, on=keys, how="anti")["digest_id"]
+    # Matched against these appearances, each entry says whether it is published as it is:
+    # joining the entries to them again on digest, position and title encoded every title
+    # of both sides (at 10,000 digests, 190 MB at the peak of adding a digest).
+    unpublished = matched.filter(~pl.col("published"))["digest_id"]
+    before = previous.appearances.select("digest_id")
     now = matched["digest_id"].unique()
     moved = pl.concat(
         [unpublished, before.filter(~pl.col("digest_id").is_in(now.implode()))["digest_id"]]

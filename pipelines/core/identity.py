@@ -274,7 +274,9 @@ def assign_paper_ids(
     sentence_cache: SentenceCache | None = None,
     load: AbstractLoader | None = None,
 ) -> pl.DataFrame:
-    """Add `paper_id`, `title_key` and `match_reason` to entries, in ENTRY_ORDER.
+    """Add `paper_id`, `title_key`, `match_reason` and `published` to entries, in
+    ENTRY_ORDER. `published`: the entry kept the id published for its digest and position,
+    having the title published there.
 
     entries: digest_id, position, digest_date, title, abstract (other columns are kept).
     published: digest_id, position, title, paper_id (and match_reason) of the entries
@@ -437,7 +439,8 @@ def assign_paper_ids(
     # entry of a full build again at the peak of its matching.
     reasons = with_match_reasons(keyed)["match_reason"]
     return entries.with_columns(
-        match_reason=entries["_published_reason"].clone().scatter(is_touched.arg_true(), reasons)
+        match_reason=entries["_published_reason"].clone().scatter(is_touched.arg_true(), reasons),
+        published=pl.col("new_id").is_null(),
     ).drop("new_id", "_published_reason", "abstract_key")
 
 
