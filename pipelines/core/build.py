@@ -129,7 +129,7 @@ def kept_papers(matched: pl.DataFrame, previous: Previous) -> pl.DataFrame:
         return empty_frame(PaperSchema)
     # Matched against these appearances, each entry says whether it is published as it is:
     # joining the entries to them again on digest, position and title encoded every title
-    # of both sides (at 10,000 digests, 190 MB at the peak of adding a digest).
+    # of both sides (at 10,000 digests, about 190 MiB at the peak of adding a digest).
     unpublished = matched.filter(~pl.col("published"))["digest_id"]
     before = previous.appearances.select("digest_id")
     now = matched["digest_id"].unique()
