@@ -130,12 +130,10 @@ def kept_papers(matched: pl.DataFrame, previous: Previous) -> pl.DataFrame:
     # Matched against these appearances, each entry says whether it is published as it is:
     # joining the entries to them again on digest, position and title encoded every title
     # of both sides (at 10,000 digests, about 190 MiB at the peak of adding a digest).
-    unpublished = matched.filter(~pl.col("published"))["digest_id"]
-    before = previous.appearances.select("digest_id")
+    unpublished = matched.filter(~pl.col("published_as_is"))["digest_id"]
     now = matched["digest_id"].unique()
-    moved = pl.concat(
-        [unpublished, before.filter(~pl.col("digest_id").is_in(now.implode()))["digest_id"]]
-    ).unique()
+    gone = previous.appearances.filter(~pl.col("digest_id").is_in(now.implode()))["digest_id"]
+    moved = pl.concat([unpublished, gone]).unique()
     touched = pl.concat(
         [
             matched.filter(pl.col("digest_id").is_in(moved.implode()))["paper_id"],

@@ -274,9 +274,9 @@ def assign_paper_ids(
     sentence_cache: SentenceCache | None = None,
     load: AbstractLoader | None = None,
 ) -> pl.DataFrame:
-    """Add `paper_id`, `title_key`, `match_reason` and `published` to entries, in
-    ENTRY_ORDER. `published`: the entry kept the id published for its digest and position,
-    having the title published there.
+    """Add `paper_id`, `title_key`, `match_reason` and `published_as_is` to entries, in
+    ENTRY_ORDER. `published_as_is`: the entry kept the id published for its digest and
+    position, having the title published there.
 
     entries: digest_id, position, digest_date, title, abstract (other columns are kept).
     published: digest_id, position, title, paper_id (and match_reason) of the entries
@@ -440,7 +440,7 @@ def assign_paper_ids(
     reasons = with_match_reasons(keyed)["match_reason"]
     return entries.with_columns(
         match_reason=entries["_published_reason"].clone().scatter(is_touched.arg_true(), reasons),
-        published=pl.col("new_id").is_null(),
+        published_as_is=~is_new,
     ).drop("new_id", "_published_reason", "abstract_key")
 
 

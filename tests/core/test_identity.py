@@ -105,7 +105,7 @@ def test_published_ids_never_change_and_new_entries_join_them():
     assert ids[D3] != "p00000000000abcd"
     # Only the entry at the published place is published as it is: the one joining its
     # paper is not (a build makes that paper again).
-    published_as_is = dict(later.select("digest_date", "published").iter_rows())
+    published_as_is = dict(later.select("digest_date", "published_as_is").iter_rows())
     assert published_as_is == {D1: False, D2: True, D3: False}
 
 
@@ -120,14 +120,14 @@ def test_a_published_id_is_kept_only_by_the_title_published_at_its_place():
         published.select("digest_id", "position", "title", "paper_id", "match_reason"),
     )
     assert again["paper_id"].to_list() == ["p00000000000abcd"]
-    assert again["published"].to_list() == [True]
+    assert again["published_as_is"].to_list() == [True]
     other = assign_paper_ids(
         entries((D1, "Eye Tracking", "Eye tracking of infants shows faces win. We measure.")),
         published.select("digest_id", "position", "title", "paper_id", "match_reason"),
     )
     assert other["paper_id"].to_list() != ["p00000000000abcd"]
     assert other["match_reason"].to_list() == ["first_seen"]
-    assert other["published"].to_list() == [False]
+    assert other["published_as_is"].to_list() == [False]
 
 
 def test_an_id_minted_already_is_minted_again_from_the_key_and_that_id(monkeypatch):
