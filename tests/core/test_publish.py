@@ -2,6 +2,7 @@
 of the winner's release (Delta's conditional commits decide), on real Delta tables."""
 
 import datetime as dt
+import threading
 
 import duckdb
 import polars as pl
@@ -203,8 +204,7 @@ def test_a_whole_papers_table_keeps_its_latest_days_in_files_of_their_own(tmp_pa
     assert titles == {"Old paper", "Recent paper", "Next paper"}
 
 
-def test_the_papers_are_written_once_the_other_tables_are(tmp_path, monkeypatch):
-    paths = WarehousePaths(tmp_path / "warehouse")
+def test_many_papers_are_written_once_the_other_tables_are(tmp_path, monkeypatch):
     events: list[str] = []
     real_overwrite, real_write_papers = publish._overwrite, publish._write_papers
 
@@ -217,15 +217,38 @@ def test_the_papers_are_written_once_the_other_tables_are(tmp_path, monkeypatch)
 
     def write_papers(*args):
         events.append("start papers")
-        return real_write_papers(*args)
+        try:
+            return real_write_papers(*args)
+        finally:
+            events.append("end papers")
 
     monkeypatch.setattr(publish, "_overwrite", overwrite)
     monkeypatch.setattr(publish, "_write_papers", write_papers)
-    assert publish_release(paths, tables_for(1, 2, 3)) is not None
-    papers_start = events.index("start papers")
     others = {"digests", "appearances", "quarantine", "related_papers"}
+    # Three papers are more than two: written after the others.
+    monkeypatch.setattr(publish, "PAPERS_WRITTEN_ALONGSIDE_MAX", 2)
+    assert publish_release(WarehousePaths(tmp_path / "many"), tables_for(1, 2, 3)) is not None
+    papers_start = events.index("start papers")
     assert {e.split()[1] for e in events[:papers_start] if e.startswith("end")} == others
     assert all(e.endswith(" papers") for e in events[papers_start:])
+    # Up to that many, side by side with them: on one thread each, all started at once.
+    events.clear()
+    monkeypatch.setattr(publish, "PAPERS_WRITTEN_ALONGSIDE_MAX", 3)
+    started = threading.Barrier(len(others) + 1, timeout=30)
+
+    def write_papers_meeting_the_others(*args):
+        started.wait()  # broken, and raising, unless every table's write started meanwhile
+        return write_papers(*args)
+
+    def overwrite_meeting_the_papers(paths, name, frame, **options):
+        if name != "papers":  # the papers' own writes go through here too
+            started.wait()
+        return overwrite(paths, name, frame, **options)
+
+    monkeypatch.setattr(publish, "_overwrite", overwrite_meeting_the_papers)
+    monkeypatch.setattr(publish, "_write_papers", write_papers_meeting_the_others)
+    assert publish_release(WarehousePaths(tmp_path / "few"), tables_for(1, 2, 3)) is not None
+    assert {e.split()[1] for e in events if e.startswith("end")} == {*others, "papers"}
 
 
 def test_a_whole_papers_table_is_written_in_first_seen_order_a_piece_at_a_time(

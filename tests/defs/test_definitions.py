@@ -279,6 +279,82 @@ def test_warehouse_resource_fields_take_precedence_over_the_environment(monkeypa
     assert not local.remote and local.storage_options == {}
 
 
+def test_the_ephemeral_instance_records_what_a_stock_instance_records():
+    # Its event log holds events and stores them in batches when next used: every event is
+    # stored in the order it came, and the asset index says what Dagster's own does.
+    from dagster._core.storage.event_log import InMemoryEventLogStorage
+    from dagster._serdes import deserialize_value
+
+    @dg.asset(check_specs=[dg.AssetCheckSpec("positive", asset="source")])
+    def source():
+        yield dg.Output(1)
+        yield dg.AssetCheckResult(passed=True)
+
+    @dg.asset
+    def derived(source: int) -> int:
+        return source + 1
+
+    def record(instance: dg.DagsterInstance) -> tuple:
+        runs = [dg.materialize([source, derived], instance=instance).run_id for _ in range(2)]
+        events = [
+            [(r.event_log_entry.dagster_event_type, r.event_log_entry.step_key) for r in records]
+            for records in (instance.get_records_for_run(run).records for run in runs)
+        ]
+        [check] = instance.event_log_storage.get_asset_check_execution_history(
+            dg.AssetCheckKey(dg.AssetKey("source"), "positive"), limit=1
+        )
+        return events, index_of(instance.event_log_storage, runs), runs.index(check.run_id)
+
+    def index_of(storage, runs: list[str]) -> list:
+        """Each asset's row of the asset index: its last run and last materialization's."""
+        import sqlalchemy as sa
+        from dagster._core.storage.event_log.schema import AssetKeyTable
+
+        def run(run_id: str | None) -> int | None:
+            return runs.index(run_id) if run_id else None
+
+        with storage.index_connection() as conn:
+            rows = conn.execute(
+                sa.select(
+                    AssetKeyTable.c.asset_key,
+                    AssetKeyTable.c.last_run_id,
+                    AssetKeyTable.c.last_materialization,
+                )
+            ).fetchall()
+        return sorted(
+            (
+                dg.AssetKey.from_db_string(key),
+                run(last_run),
+                run(deserialize_value(last).run_id) if last else None,
+            )
+            for key, last_run, last in rows
+        )
+
+    PLANNED = {
+        dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED,
+        dg.DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED,
+    }
+    stock = dg.DagsterInstance.ephemeral()
+    ours = record(ephemeral_instance())
+    assert ours == record(stock)
+    assert ours[1] == [(dg.AssetKey("derived"), 1, 1), (dg.AssetKey("source"), 1, 1)]
+    # One batch holding a run's events and the planned events of the next: each asset was
+    # last materialized by the first run, and is last planned by the second.
+    first, second = [run.run_id for run in stock.get_runs()[::-1]]
+    planned = [e for e in stock.all_logs(second) if e.dagster_event_type in PLANNED]
+    batch = [*stock.all_logs(first), *planned]
+    one_by_one, batched = InMemoryEventLogStorage(), ephemeral_instance().event_log_storage
+    for event in batch:
+        one_by_one.store_event(event)
+    batched.store_event_batch(batch)
+    runs = [first, second]
+    assert index_of(batched, runs) == index_of(one_by_one, runs)
+    assert index_of(batched, runs) == [
+        (dg.AssetKey("derived"), 1, 0),
+        (dg.AssetKey("source"), 1, 0),
+    ]
+
+
 def test_the_ephemeral_instance_holds_the_tables_dagster_makes_in_memory():
     import sqlalchemy as sa
     from dagster._core.storage.event_log import InMemoryEventLogStorage
