@@ -14,9 +14,16 @@ from pipelines.core.enrich import (
     enrich_papers,
     enrich_papers_alongside,
     reusable,
+    sharing_abstracts,
 )
-from pipelines.core.frames import among, filtered
-from pipelines.core.hashing import table_hash
+from pipelines.core.frames import among, filtered, remember_height
+from pipelines.core.hashing import (
+    hash_of_rows,
+    keyed_row_hashes,
+    known_hash,
+    remember_hash,
+    table_hash,
+)
 from pipelines.core.identity import (
     ENTRIES_PER_LOAD,
     ENTRY_ORDER,
@@ -80,15 +87,43 @@ def digest_statuses(staged_digests: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+# The columns of papers a build reads only for the papers it may change.
+ABSTRACT_COLUMNS = ("abstract", "abstract_raw")
+
+
+@dataclass(frozen=True)
+class PublishedPapers:
+    """The papers a release published, by reference: a build reads every row without its
+    abstracts, and whole only the rows of the papers it may change. The papers it keeps
+    are published again from the release's own files. Adding a digest to 1,000, reading
+    every paper whole took 0.2-0.3 CPU s, most of it their two abstracts."""
+
+    light: pl.DataFrame  # every row, in the order of the files, but ABSTRACT_COLUMNS
+    scan: pl.LazyFrame  # every row and column, from the release's files, in their order
+    # (paper_id, row_hash) of every row, as table_hash hashes them, when they were kept
+    row_hashes: pl.DataFrame | None = None
+
+    def rows_of(self, ids: pl.Series) -> pl.DataFrame:
+        """The rows of the papers `ids`, whole."""
+        return sharing_abstracts(self.rows_kept(ids)).collect(engine="streaming")
+
+    def rows_kept(self, ids: pl.Series) -> pl.LazyFrame:
+        """The rows of the papers `ids`, whole, in the order of the files."""
+        return self.scan.filter(pl.col("paper_id").is_in(ids.implode()))
+
+
 @dataclass(frozen=True)
 class Previous:
     """What the latest release published: its appearances keep their paper ids, its
     papers are kept as they are where none of their digests changed (see kept_papers) and
     their enrichment columns reused where the text is unchanged, and its related papers
-    are updated rather than recomputed while the vocabulary they used is current."""
+    are updated rather than recomputed while the vocabulary they used is current.
+
+    Its papers are read whole (`papers`) or by reference (`published_papers`, with
+    `papers` None); then a build reads whole only the papers it does not keep."""
 
     appearances: pl.DataFrame
-    papers: pl.DataFrame | None  # None while `still_reading`
+    papers: pl.DataFrame | None  # None while `still_reading`, or read by reference
     related: pl.DataFrame = field(default_factory=lambda: empty_frame(RelatedPaperSchema))
     vocabulary: Vocabulary | None = None
     word_counts: WordCounts | WeighedCounts | None = None
@@ -99,6 +134,7 @@ class Previous:
     # What matching does not need (papers, related papers, word counts) may still be read
     # on other threads: this waits for it and gives those fields. See settled().
     still_reading: Callable[[], dict] | None = None
+    published_papers: PublishedPapers | None = None
 
     @classmethod
     def nothing(cls) -> Previous:
@@ -113,20 +149,28 @@ class Previous:
 
 def kept_papers(matched: pl.DataFrame, previous: Previous) -> pl.DataFrame:
     """The rows of the published papers this build would make again, as they are, given
-    the entries matched (assign_paper_ids) against `previous.appearances`.
+    the entries matched (assign_paper_ids) against `previous.appearances` (without their
+    abstracts when the papers were read by reference).
 
     A paper's row is made from its entries alone, and the entries of a digest from its
     bytes (its id) and the parser. So a row holds while the parser is the same, its rules
     of enrichment are current, and no digest it has an entry in came, left or holds an
     entry not published as it is (a paper listed twice in one digest, whose second entry
     is matched again each build)."""
-    published = previous.papers
+    full = empty_frame(PaperSchema)
+    by_reference = previous.published_papers
+    if by_reference is None:
+        published, none = previous.papers, full
+    else:  # read but for their abstracts, which their files hold
+        published, none = by_reference.light, full.drop(ABSTRACT_COLUMNS)
+        if by_reference.scan.collect_schema() != full.schema:
+            return none
     if (
         published.height == 0
         or previous.parser_version != PARSER_VERSION
-        or published.schema != empty_frame(PaperSchema).schema
+        or published.schema != none.schema
     ):
-        return empty_frame(PaperSchema)
+        return none
     # Matched against these appearances, each entry says whether it is published as it is:
     # joining the entries to them again on digest, position and title encoded every title
     # of both sides (at 10,000 digests, about 190 MiB at the peak of adding a digest).
@@ -154,6 +198,26 @@ def kept_papers(matched: pl.DataFrame, previous: Previous) -> pl.DataFrame:
 ALONGSIDE_MAX_PAPERS = 200_000
 
 
+@dataclass(frozen=True)
+class BuiltPapers:
+    """The papers of a build: those kept as the previous release published them, in the
+    order they were read, then those made afresh, in id order."""
+
+    kept: pl.DataFrame  # slices of the published papers read (by reference: no abstracts)
+    made: pl.DataFrame
+    # Read by reference: the kept rows whole, from the release's files, and the other
+    # published papers whole (what the ones made are compared with).
+    kept_rows: pl.LazyFrame | None = None
+    previous_others: pl.DataFrame | None = None
+
+    def whole(self) -> pl.DataFrame:
+        """Every paper in one frame (the kept ones read whole when read by reference)."""
+        if self.kept_rows is None:
+            return pl.concat([self.kept, self.made], how="vertical")
+        kept = sharing_abstracts(self.kept_rows).collect(engine="streaming")
+        return pl.concat([kept, self.made], how="vertical")
+
+
 def build_papers(
     entries: pl.DataFrame, previous: Previous, load: AbstractLoader | None = None
 ) -> tuple[pl.DataFrame, pl.DataFrame, Future[RelatedUpdate], SentenceCache, pl.Series]:
@@ -162,7 +226,8 @@ def build_papers(
     entries of ingested digests (those with a null abstract: loaded by `load` if needed).
     The papers kept as published come first, in the order they were read, then the others
     in id order. Related papers may still be computing on another thread: a future."""
-    return _build_papers([entries], previous, load)
+    appearances, papers, related, sentences = _build_papers([entries], previous, load)
+    return appearances, papers.whole(), related, sentences, papers.kept["paper_id"]
 
 
 def _build_papers(
@@ -170,7 +235,7 @@ def _build_papers(
     previous: Previous,
     load: AbstractLoader | None,
     keep_sentences: Callable[[SentenceCache], None] | None = None,
-) -> tuple[pl.DataFrame, pl.DataFrame, Future[RelatedUpdate], SentenceCache, pl.Series]:
+) -> tuple[pl.DataFrame, BuiltPapers, Future[RelatedUpdate], SentenceCache]:
     """build_papers of the entries handed over in a one-item list, which it empties: a
     caller keeping no other reference to them lets them go once they are matched (at
     10,000 digests, 130 MB of their columns beside the abstracts, held through
@@ -183,10 +248,9 @@ def _build_papers(
         nothing = empty_frame(PaperSchema)
         return (
             empty_frame(AppearanceSchema),
-            nothing,
+            BuiltPapers(nothing, nothing),
             _resolved(update_related(nothing, nothing, empty_frame(RelatedPaperSchema), None)),
             SentenceCache(),
-            nothing["paper_id"],
         )
     # In date, position order.
     matched = assign_paper_ids(entries, previous.appearances, sentences, load)
@@ -213,6 +277,14 @@ def _build_papers(
     # Only the papers whose entries may have changed are made again: the work follows
     # what is new, not the history.
     kept = kept_papers(matched, previous)
+    by_reference = previous.published_papers
+    kept_rows = None
+    if by_reference is not None:
+        # Only the published papers not kept are read whole: what the others are compared
+        # with, and where their enrichment is reused.
+        others = by_reference.light.join(kept.select("paper_id"), on="paper_id", how="anti")
+        previous = replace(previous, papers=by_reference.rows_of(others["paper_id"]))
+        kept_rows = by_reference.rows_kept(kept["paper_id"])
     papers = (
         matched.join(kept.select("paper_id"), on="paper_id", how="anti")
         .group_by("paper_id", maintain_order=True)
@@ -249,14 +321,23 @@ def _build_papers(
     enriched_afresh = papers.filter(~reuse)["paper_id"]
 
     def related_of(texts: pl.DataFrame) -> RelatedUpdate:
-        texts = pl.concat([kept.select(texts.columns), texts], how="vertical")
+        if kept_rows is None:
+            kept_texts, every_text = kept.select(texts.columns), None
+        else:  # the kept papers' abstracts are read only if their words must be counted
+            kept_texts = kept.select("paper_id", "title", abstract=pl.lit(None, pl.String))
+
+            def every_text() -> pl.DataFrame:
+                read = kept_rows.select(texts.columns).collect()
+                return pl.concat([read, texts], how="vertical")
+
         return update_related(
-            texts,
+            pl.concat([kept_texts.select(texts.columns), texts], how="vertical"),
             previous.papers,
             previous.related,
             previous.vocabulary,
             previous.word_counts,
             maybe_changed=enriched_afresh,
+            every_text=every_text,
         )
 
     if papers.height + kept.height <= ALONGSIDE_MAX_PAPERS:
@@ -267,9 +348,9 @@ def _build_papers(
     # The papers kept as they were read (slices of the published ones, in the order of
     # their files), then those made afresh, in id order: sorting them all would copy every
     # kept row (at 10,000 digests, 260 MB beside the published papers).
-    columns = empty_frame(PaperSchema).columns
-    papers = pl.concat([kept, enriched.select(columns)], how="vertical")
-    return appearances, papers, related, sentences, kept["paper_id"]
+    made = enriched.select(empty_frame(PaperSchema).columns)
+    previous_others = previous.papers if by_reference is not None else None
+    return appearances, BuiltPapers(kept, made, kept_rows, previous_others), related, sentences
 
 
 def _resolved(value: RelatedUpdate) -> Future[RelatedUpdate]:
@@ -286,7 +367,12 @@ class Kept:
 
     related: RelatedUpdate
     sentences: SentenceCache
-    kept_paper_ids: pl.Series  # the papers kept as the previous release published them
+    papers: BuiltPapers  # its papers, those that failed their schema left out
+
+    @property
+    def kept_paper_ids(self) -> pl.Series:
+        """The papers kept as the previous release published them."""
+        return self.papers.kept["paper_id"]
 
 
 def build_tables(
@@ -298,7 +384,19 @@ def build_tables(
     """The published tables, each validated against its schema.
 
     Rows that fail their schema are moved to quarantine (stage `schema:<table>`)."""
-    return _build(staged_digests, [staged_entries], staged_quarantine, previous)[0]
+    tables, kept = _build(staged_digests, [staged_entries], staged_quarantine, previous)
+    return _with_papers_whole(tables, kept)
+
+
+def _with_papers_whole(tables: dict, kept: Kept) -> dict[str, pl.DataFrame]:
+    """`tables` with the papers in one frame, when they were kept by reference."""
+    if not isinstance(tables["papers"], pl.LazyFrame):
+        return tables
+    papers = kept.papers.whole()
+    hashed = known_hash(tables["papers"], TABLE_KEYS["papers"])
+    if hashed is not None:
+        remember_hash(papers, TABLE_KEYS["papers"], hashed)
+    return {**tables, "papers": papers}
 
 
 def _build(
@@ -308,16 +406,17 @@ def _build(
     previous: Previous,
     load: AbstractLoader | None = None,
     keep_sentences: Callable[[SentenceCache], None] | None = None,
-) -> tuple[dict[str, pl.DataFrame], Kept]:
+) -> tuple[dict, Kept]:
     """build_tables, and what the build keeps for the next one (the entries' abstracts
     that are null loaded by `load` where needed). The staged entries are handed over in
-    a one-item list, emptied here; `keep_sentences`: see _build_papers."""
+    a one-item list, emptied here; `keep_sentences`: see _build_papers. Papers kept by
+    reference (see PublishedPapers) are a LazyFrame: those kept, from the previous
+    release's files, then those made."""
     digests = digest_statuses(staged_digests)
     ingested = digests.filter(pl.col("status") == "ingested")["digest_id"]
     entries = [staged_entries.pop().filter(pl.col("digest_id").is_in(ingested.implode()))]
-    appearances, papers, relating, sentences, kept_ids = _build_papers(
-        entries, previous, load, keep_sentences
-    )
+    appearances, built, relating, sentences = _build_papers(entries, previous, load, keep_sentences)
+    kept_ids = built.kept["paper_id"]
 
     def checked_in_turn():
         # Rows kept as the previous release published them passed their schema then: only
@@ -327,31 +426,49 @@ def _build(
         yield "digests", digests, DigestSchema, None
         # A kept paper's appearances are its published rows: its digests did not change.
         yield "appearances", appearances, AppearanceSchema, among(appearances, "paper_id", kept_ids)
-        yield "papers", papers, PaperSchema, among(papers, "paper_id", kept_ids)
+        if built.kept_rows is None:
+            papers = pl.concat([built.kept, built.made], how="vertical")
+            yield "papers", papers, PaperSchema, among(papers, "paper_id", kept_ids)
+        else:  # the made ones alone: no id of theirs is a kept one's (see _build_papers)
+            yield "papers", built.made, PaperSchema, None
         update = relating.result()  # waited for last: meanwhile the others are checked
         passed = among(update.related, "paper_id", update.kept_lists)
         yield "related_papers", update.related, RelatedPaperSchema, passed
 
     rejected: list[pl.DataFrame] = []
-    tables = {}
+    tables: dict = {}
     for name, frame, model, passed in checked_in_turn():
         checked = validate(frame, model, passed)
         tables[name] = checked.valid
         if checked.n_failed:
             rejected.append(_schema_rejects(name, frame, checked.failures, appearances, digests))
+    if built.kept_rows is None:  # the rows made that passed
+        kept = built.kept.select("paper_id")
+        made = tables["papers"].join(kept, on="paper_id", how="anti", maintain_order="left")
+        built = replace(built, made=made)
+    else:
+        built = replace(built, made=tables["papers"])
+        tables["papers"] = pl.concat([built.kept_rows, built.made.lazy()], how="vertical")
+        remember_height(tables["papers"], built.kept.height + built.made.height)
     quarantine = pl.concat([staged_quarantine, *rejected], how="vertical")
     checked = validate(quarantine, QuarantineSchema)
     if checked.n_failed:  # cannot quarantine the quarantine: fail loudly instead
         raise ValueError(f"quarantine rows failed their schema: {checked.failures.head(5)}")
     tables["quarantine"] = quarantine.sort("digest_id", "line_start", "stage", "reason")
-    return tables, Kept(relating.result(), sentences, kept_ids)
+    return tables, Kept(relating.result(), sentences, built)
 
 
-def build_from_staging(staging, previous: Previous) -> dict[str, pl.DataFrame]:
+def build_from_staging(
+    staging, previous: Previous, papers_by_reference: bool = False
+) -> dict[str, pl.DataFrame]:
     """The published tables, built from everything staged. Kept in staging: what their
-    related_papers were computed from and the papers' sentence hashes, for the next build;
-    the papers' diff against the previous release, for the release that publishes them.
-    The small packs of staged digests are merged once there are many."""
+    related_papers were computed from, the papers' sentence hashes and row hashes, for the
+    next build; the papers' diff against the previous release, for the release that
+    publishes them. The small packs of staged digests are merged once there are many.
+
+    `papers_by_reference`: the papers, when the previous release's were read by
+    reference, as a LazyFrame (the papers kept read from that release's files, then
+    those made: see PublishedPapers) rather than read whole into one frame."""
     # Read without their abstracts, which the build loads a few packs at a time where it
     # needs them: a full build of 10,000 digests held all of them (1.2 GB) through its
     # matching. Handed over to the build, which lets them go once they are matched.
@@ -367,15 +484,18 @@ def build_from_staging(staging, previous: Previous) -> dict[str, pl.DataFrame]:
         staging.read("digest"), handed, staging.read("quarantine"), previous, load, keep_sentences
     )
     previous = previous.settled()
+    papers_hash, row_hashes = _papers_hash(tables["papers"], kept.papers, previous)
+    staging.save_paper_row_hashes(papers_hash, row_hashes)
     if previous.release is not None:  # publishing diffs against it: done here, in memory
         # Papers kept as published are the same rows: only the others can differ.
-        same = kept.kept_paper_ids.to_frame("paper_id")
-        changes = diff_papers(
-            previous.papers.join(same, on="paper_id", how="anti", maintain_order="left"),
-            tables["papers"].join(same, on="paper_id", how="anti", maintain_order="left"),
+        if kept.papers.previous_others is not None:
+            before = kept.papers.previous_others
+        else:
+            same = kept.kept_paper_ids.to_frame("paper_id")
+            before = previous.papers.join(same, on="paper_id", how="anti", maintain_order="left")
+        staging.save_paper_changes(
+            previous.release, papers_hash, diff_papers(before, kept.papers.made)
         )
-        papers_hash = table_hash(tables["papers"], TABLE_KEYS["papers"])
-        staging.save_paper_changes(previous.release, papers_hash, changes)
     staging.compact()  # the small packs of day-by-day runs, merged once there are many
     staging.save_related_state(
         table_hash(tables["related_papers"], TABLE_KEYS["related_papers"]),
@@ -384,7 +504,32 @@ def build_from_staging(staging, previous: Previous) -> dict[str, pl.DataFrame]:
         previous.word_count_pieces if previous.word_counts is not None else (),
         kept.related.new_counts,
     )
-    return tables  # not `kept`: its word counts are not held while publishing
+    # Not `kept`: its word counts are not held while publishing.
+    return tables if papers_by_reference else _with_papers_whole(tables, kept)
+
+
+def _papers_hash(
+    papers: pl.DataFrame | pl.LazyFrame, built: BuiltPapers, previous: Previous
+) -> tuple[str, pl.DataFrame]:
+    """table_hash of the papers, and their (paper_id, row_hash). Kept by reference, the
+    rows kept are hashed from the row hashes kept with the previous release, when they
+    are there; then only the rows made are read to be hashed."""
+    key = TABLE_KEYS["papers"]
+    if isinstance(papers, pl.DataFrame):
+        row_hashes = keyed_row_hashes(papers, key)
+        schema = papers.schema
+    else:
+        kept_ids = built.kept.select("paper_id")
+        kept = previous.published_papers.row_hashes
+        if kept is not None:
+            kept = kept.join(kept_ids, on="paper_id", how="semi")
+        if kept is None or kept.height != kept_ids.height:  # none kept: read and hashed
+            kept = keyed_row_hashes(built.kept_rows.collect(), key)
+        row_hashes = pl.concat([kept, keyed_row_hashes(built.made, key)], how="vertical")
+        schema = papers.collect_schema()
+    hashed = hash_of_rows(schema, row_hashes, key)
+    remember_hash(papers, key, hashed)
+    return hashed, row_hashes
 
 
 def built_from(tables: dict[str, pl.DataFrame]) -> set[str]:

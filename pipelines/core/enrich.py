@@ -60,6 +60,7 @@ GENERIC_ABBREVIATIONS = frozenset(
 KEYPHRASES_PER_PAPER = 5
 _TEXTS_PER_SLICE = 5_000  # a text explodes into its tokens: about 270 rows
 T = TypeVar("T")
+F = TypeVar("F", pl.DataFrame, pl.LazyFrame)
 
 
 def _clean_url(url: pl.Expr) -> pl.Expr:
@@ -297,11 +298,15 @@ ENRICHED_COLUMNS = [
 _TEXT = ["paper_id", "title", "abstract_raw"]
 
 
-def sharing_abstracts(papers: pl.DataFrame) -> pl.DataFrame:
+def sharing_abstracts(papers: F) -> F:
     """`papers` (as published) whose cleaned abstract is the raw abstract's string where
     the two are equal, as an enrichment makes them: read from Parquet, the two columns
-    are separate copies (850 MB each for the 541,222 papers of 10,000 digests)."""
-    if not {"abstract", "abstract_raw"} <= set(papers.columns):
+    are separate copies (850 MB each for the 541,222 papers of 10,000 digests). Of a
+    LazyFrame collected by the streaming engine, a copy is let go a morsel at a time."""
+    columns = (
+        papers.collect_schema().names() if isinstance(papers, pl.LazyFrame) else papers.columns
+    )
+    if not {"abstract", "abstract_raw"} <= set(columns):
         return papers
     raw, cleaned = pl.col("abstract_raw"), pl.col("abstract")
     return papers.with_columns(abstract=pl.when(cleaned == raw).then(raw).otherwise(cleaned))

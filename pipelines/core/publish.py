@@ -24,12 +24,13 @@ import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable
 from deltalake.exceptions import CommitFailedError, DeltaError
 
-from pipelines.core.build import Previous
+from pipelines.core.build import ABSTRACT_COLUMNS, Previous, PublishedPapers
 from pipelines.core.card import write_card
 from pipelines.core.catalog import extend_catalog, open_database_early
 from pipelines.core.diff import count_changes, diff_papers
 from pipelines.core.enrich import sharing_abstracts
 from pipelines.core.faults import fault_point
+from pipelines.core.frames import height_of
 from pipelines.core.hashing import table_hash
 from pipelines.core.parsing import PARSER_VERSION
 from pipelines.core.validation import validate
@@ -131,7 +132,7 @@ def previous_build(paths: WarehousePaths, release: dict | None = None) -> Previo
     # (the papers too, up to PAPERS_READ_ALONGSIDE_MAX of them).
     pool = ThreadPoolExecutor(3)
     alongside = release["papers_rows"] <= PAPERS_READ_ALONGSIDE_MAX
-    reading_papers = pool.submit(_published_papers, paths, release) if alongside else None
+    reading_papers = pool.submit(_papers_by_reference, paths, release) if alongside else None
     reading_related = pool.submit(related_and_state)
     reading_sentences = pool.submit(paths.staging.sentences)
     pool.shutdown(wait=False)  # its threads end with these reads
@@ -143,17 +144,18 @@ def previous_build(paths: WarehousePaths, release: dict | None = None) -> Previo
 
     def still_reading() -> dict:
         try:
-            papers = (
+            published = (
                 reading_papers.result()
                 if reading_papers is not None
-                else _published_papers(paths, release)
+                else _papers_by_reference(paths, release)
             )
         except Exception:  # unreadable: every paper is made again from its entries
-            papers = empty_frame(PaperSchema)
+            published = None
         related, pieces, state = reading_related.result()
         vocabulary, counts = (None, None) if state is None else state
         return {
-            "papers": papers,
+            "papers": empty_frame(PaperSchema) if published is None else None,
+            "published_papers": published,
             "related": related,
             "vocabulary": vocabulary,
             "word_counts": counts,  # counted with that vocabulary's word hashes
@@ -170,28 +172,33 @@ def previous_build(paths: WarehousePaths, release: dict | None = None) -> Previo
     )
 
 
-# Papers read this many files at a time, each batch's abstract columns shared before the
-# next is read: read whole, both are copies until shared (850 MB each at 10,000 digests).
-_PAPER_FILES_PER_READ = 8
-
-
 # Up to this many papers, they are written side by side with the other tables.
 PAPERS_WRITTEN_ALONGSIDE_MAX = 200_000
 
 
-def _published_papers(paths: WarehousePaths, release: dict) -> pl.DataFrame:
-    """The papers of `release`, as sharing_abstracts gives them."""
+def _papers_by_reference(paths: WarehousePaths, release: dict) -> PublishedPapers:
+    """The papers of `release` by reference: every row read but for its abstracts, the
+    rows whole to be read from the release's files, and the row hashes kept with them."""
     table = paths.delta("papers", release["papers_version"])
     files = paths.data_files(table)
+    schema = _schema(table)
+    light = [c for c in schema if c not in ABSTRACT_COLUMNS]
     if not files:  # no rows: the table's schema alone
-        return pl.DataFrame(schema=_schema(table))
-    return pl.concat(
-        [
-            sharing_abstracts(paths.read_files(files[start : start + _PAPER_FILES_PER_READ]))
-            for start in range(0, len(files), _PAPER_FILES_PER_READ)
-        ],
-        how="vertical",
+        return PublishedPapers(
+            pl.DataFrame(schema=schema).select(light), pl.LazyFrame(schema=schema)
+        )
+    return PublishedPapers(
+        paths.read_files(files, light),
+        paths.scan_files(files),
+        paths.staging.paper_row_hashes(release["papers_hash"]),
     )
+
+
+def _whole(frame: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
+    """A table in one frame: papers kept by reference read (see PublishedPapers)."""
+    if isinstance(frame, pl.LazyFrame):
+        return sharing_abstracts(frame).collect(engine="streaming")
+    return frame
 
 
 def refresh_catalog(paths: WarehousePaths) -> list[int]:
@@ -277,6 +284,7 @@ def publish_release(
         # What builds keep for the next release: the latest only.
         paths.staging.keep_related_state(row["related_papers_hash"])
         paths.staging.keep_paper_changes(row["release"])
+        paths.staging.keep_paper_row_hashes(row["papers_hash"])
         _record_changes(paths, row["release"], changes)
         write_card(paths, row, tables["digests"], changes)
         compact_release_files(paths, MAX_RELEASE_FILES)
@@ -313,7 +321,7 @@ def _attempt(
     staging = paths.staging
     changes = staging.paper_changes(previous["release"], hashes["papers"]) if previous else None
     if changes is None:  # not diffed by the build (or not against this release)
-        changes = diff_papers(readable_papers(paths, previous), tables["papers"])
+        changes = diff_papers(readable_papers(paths, previous), _whole(tables["papers"]))
     fault_point("before_tables")
 
     def write(name: str) -> int:
@@ -330,7 +338,8 @@ def _attempt(
     # written after the others took 0.07 s more. None is published before the release
     # row commits, whatever order they finish in.
     written = [n for n in PUBLISHED_TABLES if force or n not in unchanged]
-    papers_after = "papers" in written and tables["papers"].height > PAPERS_WRITTEN_ALONGSIDE_MAX
+    n_rows = {name: height_of(tables[name]) for name in PUBLISHED_TABLES}
+    papers_after = "papers" in written and n_rows["papers"] > PAPERS_WRITTEN_ALONGSIDE_MAX
     alongside = [n for n in written if n != "papers" or not papers_after]
     with ThreadPoolExecutor(len(alongside) or 1) as pool:
         versions = dict(zip(alongside, pool.map(write, alongside), strict=True))
@@ -339,7 +348,7 @@ def _attempt(
     for name in PUBLISHED_TABLES:
         # An unchanged table keeps the version the previous release recorded.
         row[f"{name}_version"] = versions[name] if name in versions else previous[f"{name}_version"]
-        row[f"{name}_rows"] = tables[name].height
+        row[f"{name}_rows"] = n_rows[name]
         row[f"{name}_hash"] = hashes[name]
     row.update(count_changes(changes))
     row["paper_changes_version"] = (
@@ -488,19 +497,24 @@ _RECENT_DAYS = 30
 
 
 def _write_papers(
-    paths: WarehousePaths, papers: pl.DataFrame, previous: dict | None, changes: pl.DataFrame
+    paths: WarehousePaths,
+    papers: pl.DataFrame | pl.LazyFrame,
+    previous: dict | None,
+    changes: pl.DataFrame,
 ) -> int:
     """Commit the papers table; returns the new version. Only the papers first seen on or
     after the earliest first_seen of a paper added, updated or removed since `previous`
-    are replaced, when the table still holds `previous`'s papers; else the whole table."""
+    are replaced, when the table still holds `previous`'s papers; else the whole table.
+    Papers kept by reference are read from their files only for the rows written."""
     since = _changed_since(paths, papers, previous, changes)
     if since is None:
-        return _write_whole_papers(paths, papers)
+        return _write_whole_papers(paths, _whole(papers))
     table, cut = since
     read = table.version()
+    recent = _whole(papers.filter(pl.col("first_seen") >= cut))
     # On top of the version read, with no retries: if another run wrote the table
     # meanwhile, the commit fails and publishing starts over.
-    papers.filter(pl.col("first_seen") >= cut).sort("first_seen", "paper_id").write_delta(
+    recent.sort("first_seen", "paper_id").write_delta(
         table,
         mode="overwrite",
         delta_write_options={
@@ -554,7 +568,10 @@ def _write_whole_papers(paths: WarehousePaths, papers: pl.DataFrame) -> int:
 
 
 def _changed_since(
-    paths: WarehousePaths, papers: pl.DataFrame, previous: dict | None, changes: pl.DataFrame
+    paths: WarehousePaths,
+    papers: pl.DataFrame | pl.LazyFrame,
+    previous: dict | None,
+    changes: pl.DataFrame,
 ) -> tuple[DeltaTable, dt.date] | None:
     """The papers table at `previous`'s version and the earliest first_seen (before or
     after) of a paper in `changes`; None when the whole table must be written: no previous
@@ -563,17 +580,21 @@ def _changed_since(
         return None
     try:
         table = paths.delta("papers")
-        if table.version() != previous["papers_version"] or _schema(table) != papers.schema:
+        if table.version() != previous["papers_version"] or _schema(table) != _schema_of(papers):
             return None
         before = read_table(paths, "papers", table.version(), ["paper_id", "first_seen"])
     except (OSError, DeltaError, pl.exceptions.PolarsError):
         return None
-    firsts = pl.concat([before, papers.select(before.columns)]).filter(
+    firsts = pl.concat([before, _whole(papers.select(before.columns))]).filter(
         pl.col("paper_id").is_in(changes["paper_id"].implode())
     )["first_seen"]
     if firsts.null_count() or firsts.is_empty():
         return None
     return table, firsts.min()
+
+
+def _schema_of(frame: pl.DataFrame | pl.LazyFrame) -> pl.Schema:
+    return frame.collect_schema() if isinstance(frame, pl.LazyFrame) else frame.schema
 
 
 def _schema(table: DeltaTable) -> pl.Schema:

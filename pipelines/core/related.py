@@ -511,17 +511,30 @@ def update_related(
     previous_counts: WordCounts | WeighedCounts | None = None,
     k: int = NEIGHBOURS,
     maybe_changed: pl.Series | None = None,
+    every_text: Callable[[], pl.DataFrame] | None = None,
 ) -> RelatedUpdate:
     """related_papers of `papers`, reusing `previous_related` (computed with `vocabulary`
     for `previous_papers`) while the vocabulary is current, and the word counts of the
     papers whose text is unchanged. `maybe_changed`: the ids of the papers whose title or
     abstract may differ from `previous_papers` (default: any); the others are taken as
-    they were, sparing a comparison of every text.
+    they were, sparing a comparison of every text. `every_text`: when given, the papers
+    not in `maybe_changed` may be given with their abstracts null, and this gives all of
+    them whole, for when their words must be counted again.
 
     The result is related_papers(papers, k, vocabulary): an unchanged paper's list can
     only change by losing a neighbour that changed or left (then it is recomputed) or by
     gaining one of the new or changed papers (then that paper outscores its last one)."""
     papers = sorted_by(papers, ["paper_id"])
+    if every_text is not None and maybe_changed is None:
+        papers = sorted_by(every_text(), ["paper_id"])
+
+    def whole() -> pl.DataFrame:
+        """`papers` with every abstract: read, where they were given null."""
+        nonlocal papers
+        if every_text is not None and papers["abstract"].null_count():
+            papers = sorted_by(every_text(), ["paper_id"])  # the same rows, in that order
+        return papers
+
     maybe = (
         papers
         if maybe_changed is None
@@ -540,10 +553,10 @@ def update_related(
         previous_counts = previous_counts.read_all()  # None if gone: counted again
     spilled = every_count = None
     if previous_counts is None and papers.height > COUNTS_HELD_MAX_PAPERS:
-        spilled = SpilledCounts(ids, _word_count_slices(papers))
+        spilled = SpilledCounts(ids, _word_count_slices(whole()))
         counted = fresh = None
     elif previous_counts is None:
-        counted = fresh = _word_counts(papers)
+        counted = fresh = _word_counts(whole())
     else:  # kept for the papers whose text is unchanged, counted for the others
         rows = _row_numbers(papers)
         unchanged_rows = rows.filter(~pl.col("paper_id").is_in(changed.implode()))
@@ -552,7 +565,10 @@ def update_related(
             unchanged_rows, previous_counts if partial is None else partial.counts
         )
         todo = rows.filter(~pl.col("doc").is_in(kept_docs.implode()))["doc"]
-        fresh = _word_counts(papers[todo])
+        counting = papers[todo]
+        if counting["abstract"].null_count():  # a paper given without its text lacks counts
+            counting = whole()[todo]
+        fresh = _word_counts(counting)
         fresh = fresh.with_columns(doc=todo.gather(fresh["doc"]))  # rows of `papers`
         counted = pl.concat([kept, fresh.cast(kept.schema)], how="vertical")
         if partial is not None:  # the kept papers' rows of weighed words only
@@ -560,7 +576,7 @@ def update_related(
             def every_count(partial: WeighedCounts = partial) -> WordCounts:
                 everything = partial.read_all()
                 if everything is None:  # gone meanwhile: counted again
-                    return word_counts(papers)
+                    return word_counts(whole())
                 kept = _by_doc(unchanged_rows, everything)[0]
                 return WordCounts.of(ids, pl.concat([kept, fresh.cast(kept.schema)]))
 

@@ -524,6 +524,30 @@ class StagingArea:
         except (OSError, pl.exceptions.PolarsError):
             return None
 
+    def _row_hashes_file(self, papers_hash: str) -> str:
+        # Row hashes are Polars' own (see hashing.row_hashes): kept for one version of it.
+        return f"{self.prefix}/papers/{papers_hash}-polars-{pl.__version__}.parquet"
+
+    def save_paper_row_hashes(self, papers_hash: str, hashes: pl.DataFrame) -> None:
+        """Keep the (paper_id, row_hash) of the papers with content hash `papers_hash`: the
+        next build hashes the papers it keeps from these, without reading their rows."""
+        self.storage.write_parquet(hashes, self._row_hashes_file(papers_hash))
+
+    def keep_paper_row_hashes(self, papers_hash: str) -> None:
+        """Delete the kept row hashes of other papers than `papers_hash`: called once a
+        release publishes them (as keep_related_state)."""
+        kept = self._row_hashes_file(papers_hash).rsplit("/", 1)[1]
+        for name in self.storage.files(f"{self.prefix}/papers"):
+            if name != kept:
+                self.storage.delete(f"{self.prefix}/papers/{name}")
+
+    def paper_row_hashes(self, papers_hash: str) -> pl.DataFrame | None:
+        """The kept (paper_id, row_hash) of papers `papers_hash`, or None."""
+        try:
+            return self.storage.read_parquet([self._row_hashes_file(papers_hash)])
+        except (OSError, pl.exceptions.PolarsError):
+            return None
+
     @property
     def _sentences_folder(self) -> str:
         return f"{self.prefix}/matching/sentences"

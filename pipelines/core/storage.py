@@ -102,9 +102,22 @@ class Storage:
     def write_bytes(self, relative: str, data: bytes) -> None:
         self._write(relative, lambda stream: stream.write(data))
 
-    def write_parquet(self, frame: pl.DataFrame, relative: str, compression: str = "zstd") -> None:
-        # streamed: no second copy in memory
-        self._write(relative, lambda stream: frame.write_parquet(stream, compression=compression))
+    def write_parquet(
+        self, frame: pl.DataFrame | pl.LazyFrame, relative: str, compression: str = "zstd"
+    ) -> None:
+        # streamed: no second copy in memory (a LazyFrame's rows read as they are written)
+        if isinstance(frame, pl.LazyFrame):
+            self._write(
+                relative, lambda stream: frame.sink_parquet(stream, compression=compression)
+            )
+        else:
+            self._write(
+                relative, lambda stream: frame.write_parquet(stream, compression=compression)
+            )
+
+    def scan_parquet(self, relatives: list[str]) -> pl.LazyFrame:
+        """The files' rows, to be read when collected."""
+        return scan_parquet_uris([self.uri(r) for r in relatives], self.options)
 
     def write_file(self, local: str | Path, relative: str) -> None:
         """Copy a local file here as it is."""
@@ -192,6 +205,13 @@ class Storage:
         """The filesystem a DuckDB connection needs to read this warehouse's files (none
         for a local one)."""
         return _S3Wrapper(self.fs) if self.remote else None
+
+
+def scan_parquet_uris(uris: list[str], options: dict[str, str]) -> pl.LazyFrame:
+    """The files' rows, to be read when collected (those a filter on their statistics
+    keeps, only)."""
+    remote = bool(uris) and is_remote(uris[0])
+    return pl.scan_parquet(uris, storage_options=options if remote else None)
 
 
 def read_parquet_uris(

@@ -12,7 +12,13 @@ from urllib.parse import unquote
 import polars as pl
 from deltalake import DeltaTable
 
-from pipelines.core.storage import Storage, is_remote, read_parquet_uris, s3_options
+from pipelines.core.storage import (
+    Storage,
+    is_remote,
+    read_parquet_uris,
+    s3_options,
+    scan_parquet_uris,
+)
 
 DEFAULT_WAREHOUSE = "warehouse"
 DEFAULT_LANDING = "warehouse/landing"
@@ -85,6 +91,9 @@ class WarehousePaths:
 
     def read_files(self, files: list[str], columns: list[str] | None = None) -> pl.DataFrame:
         return read_parquet_uris(files, self.storage_options, columns)
+
+    def scan_files(self, files: list[str]) -> pl.LazyFrame:
+        return scan_parquet_uris(files, self.storage_options)
 
     @property
     def staging(self):

@@ -4,6 +4,8 @@ import dagster as dg
 import pandera.polars as pa
 import polars as pl
 
+from pipelines.core.frames import height_of
+
 
 def column_schema(model: type[pa.DataFrameModel]) -> dg.TableSchema:
     """The model's columns with their Pandera descriptions, for the UI's schema tab."""
@@ -42,9 +44,11 @@ def markdown_table(frame: pl.DataFrame, max_rows: int = 5, max_chars: int = 60) 
     return "\n".join(lines)
 
 
-def table_metadata(frame: pl.DataFrame, model: type[pa.DataFrameModel]) -> dict:
+def table_metadata(frame: pl.DataFrame | pl.LazyFrame, model: type[pa.DataFrameModel]) -> dict:
+    """Rows, columns and the first rows of a table (of a LazyFrame: counted and read)."""
+    head = frame.head(5).collect() if isinstance(frame, pl.LazyFrame) else frame
     return {
-        "dagster/row_count": frame.height,
+        "dagster/row_count": height_of(frame),
         "dagster/column_schema": column_schema(model),
-        "preview": dg.MetadataValue.md(markdown_table(frame)),
+        "preview": dg.MetadataValue.md(markdown_table(head)),
     }

@@ -54,7 +54,11 @@ def warehouse_tables(context: dg.AssetExecutionContext, warehouse: WarehouseReso
     Digest statuses follow the identity rules (a later file for the same date supersedes
     the earlier one); papers keep the ids already published. Rows failing their schema
     move to quarantine, so what is published always passes."""
-    tables = build_from_staging(warehouse.staging, previous_build(warehouse.paths))
+    # The papers kept as published are read from the release's files only where the
+    # release needs them: the tables go to it as they are, the papers as a LazyFrame.
+    tables = build_from_staging(
+        warehouse.staging, previous_build(warehouse.paths), papers_by_reference=True
+    )
     quarantine = tables["quarantine"]
     for name in PUBLISHED_TABLES:
         frame = tables[name]
@@ -90,7 +94,11 @@ def _schema_check(name: str, rejected: pl.DataFrame) -> dg.AssetCheckResult:
 
 
 @dg.asset(
-    ins={name: dg.AssetIn(name) for name in PUBLISHED_TABLES},
+    # The papers come as a DataFrame, or as a LazyFrame when they were kept by reference.
+    ins={
+        name: dg.AssetIn(name, dagster_type=dg.Any) if name == "papers" else dg.AssetIn(name)
+        for name in PUBLISHED_TABLES
+    },
     group_name="warehouse",
     kinds={"deltalake"},
     owners=["team:data-engineering"],
@@ -108,7 +116,7 @@ def release(
     warehouse: WarehouseResource,
     digests: pl.DataFrame,
     appearances: pl.DataFrame,
-    papers: pl.DataFrame,
+    papers: pl.DataFrame | pl.LazyFrame,
     quarantine: pl.DataFrame,
     related_papers: pl.DataFrame,
 ):
@@ -130,7 +138,7 @@ def release(
         if set(staging.digest_ids()) == built_from(built):
             return built
         context.log.info("Digests were staged by another run meanwhile: rebuilding the tables")
-        return build_from_staging(staging, previous_build(paths))
+        return build_from_staging(staging, previous_build(paths), papers_by_reference=True)
 
     published = publish_release(paths, tables, rebuild_if_stale=rebuild_if_stale)
     current = published or latest_release(warehouse.paths)

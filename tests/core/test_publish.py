@@ -10,12 +10,14 @@ import polars as pl
 from pipelines.core import publish
 from pipelines.core.build import Previous, build_from_staging, build_tables
 from pipelines.core.diff import diff_papers
+from pipelines.core.hashing import keyed_row_hashes
 from pipelines.core.parsing import parse_digest
 from pipelines.core.publish import (
     _attempt,
     _overwrite,
     changes_of,
     complete_changelog,
+    latest_release,
     previous_build,
     publish_release,
     read_release_table,
@@ -333,7 +335,7 @@ def test_a_write_returns_the_version_it_made_when_another_run_commits_right_afte
     assert sorted(read_table(paths, "digests")["run"]) == ["ours", "theirs"]  # version 2
 
 
-def test_a_previous_build_reads_what_matching_does_not_need_while_it_matches(tmp_path, monkeypatch):
+def test_a_previous_build_reads_what_matching_does_not_need_while_it_matches(tmp_path):
     paths = WarehousePaths(tmp_path / "warehouse")
     paths.staging.write(staged_for(1, 2, 3))
     first = publish_release(paths, build_from_staging(paths.staging, previous_build(paths)))
@@ -341,19 +343,17 @@ def test_a_previous_build_reads_what_matching_does_not_need_while_it_matches(tmp
     assert previous.papers is None and previous.still_reading is not None
     settled = previous.settled()
     assert settled.still_reading is None and settled.settled() is settled
+    # The papers by reference: every row but for its abstracts, and the release's files.
     published = read_release_table(paths, first, "papers")
-    assert settled.papers.sort("paper_id").equals(published.sort("paper_id"))
+    by_reference = settled.published_papers
+    assert settled.papers is None and by_reference is not None
+    assert by_reference.light.equals(published.drop("abstract", "abstract_raw"))
+    assert by_reference.scan.collect().equals(published)
+    assert by_reference.rows_of(published["paper_id"].tail(1)).equals(published.tail(1))
+    # The row hashes kept with the release hash its papers as table_hash does.
+    hashes = by_reference.row_hashes.sort("paper_id")
+    assert hashes.equals(keyed_row_hashes(published, ["paper_id"]).sort("paper_id"))
     assert settled.related.equals(read_release_table(paths, first, "related_papers"))
-    # Read a file at a time (each batch's abstracts shared), the papers are the same.
-    monkeypatch.setattr(publish, "_PAPER_FILES_PER_READ", 1)
-    _overwrite(paths, "papers", published.head(1))
-    for row in range(1, published.height):  # a file per paper
-        publish._write(paths, "papers", published.slice(row, 1), mode="append")
-    assert len(paths.data_files(paths.delta("papers"))) == published.height == 3
-    batched = publish._published_papers(
-        paths, {**first, "papers_version": paths.delta("papers").version()}
-    )
-    assert batched.sort("paper_id").equals(published.sort("paper_id"))
 
 
 def test_many_published_papers_are_read_once_matching_is_done(tmp_path, monkeypatch):
@@ -361,20 +361,19 @@ def test_many_published_papers_are_read_once_matching_is_done(tmp_path, monkeypa
     paths.staging.write(staged_for(1, 2, 3))
     first = publish_release(paths, build_from_staging(paths.staging, previous_build(paths)))
     reads = []
-    read_papers = publish._published_papers
+    read_papers = publish._papers_by_reference
 
     def recorded(*args):
         reads.append(args)
         return read_papers(*args)
 
-    monkeypatch.setattr(publish, "_published_papers", recorded)
+    monkeypatch.setattr(publish, "_papers_by_reference", recorded)
     monkeypatch.setattr(publish, "PAPERS_READ_ALONGSIDE_MAX", 2)  # fewer than the 3 published
     previous = previous_build(paths)
     assert reads == []  # not while matching runs
-    papers = previous.settled().papers
+    papers = previous.settled().published_papers.scan.collect()
     assert len(reads) == 1
-    published = read_release_table(paths, first, "papers")
-    assert papers.sort("paper_id").equals(published.sort("paper_id"))
+    assert papers.equals(read_release_table(paths, first, "papers"))
 
 
 def test_unreadable_published_papers_are_made_again_with_their_ids(tmp_path, monkeypatch):
@@ -386,7 +385,7 @@ def test_unreadable_published_papers_are_made_again_with_their_ids(tmp_path, mon
     def unreadable(*args):
         raise OSError("a data file of papers is missing")
 
-    monkeypatch.setattr(publish, "_published_papers", unreadable)
+    monkeypatch.setattr(publish, "_papers_by_reference", unreadable)
     tables = build_from_staging(paths.staging, previous_build(paths))
     before = read_release_table(paths, first, "papers").select("paper_id", "title")
     made = tables["papers"].select("paper_id", "title")
@@ -426,3 +425,75 @@ def test_tables_made_before_their_properties_get_them_at_the_next_release(tmp_pa
         assert paths.delta(name).metadata().configuration == publish.TABLE_PROPERTIES, name
     papers = read_release_table(paths, second, "papers")
     assert sorted(papers["title"]) == ["Paper 1", "Paper 2", "Paper 3"]
+
+
+def staged_day(day: int, entries: list[tuple[str, str]]) -> list[StagedDigest]:
+    text = digest_text(f"Mar {day}", entries).encode()
+    return [stage_digest(parse_digest(text, f"d{day}.txt", T0))]
+
+
+def published_and_another_day(tmp_path) -> WarehousePaths:
+    """Four days published; a fifth staged, with a new paper and paper 2 revised."""
+    paths = WarehousePaths(tmp_path / "warehouse")
+    paths.staging.write(staged_for(1, 2, 3, 4))
+    publish_release(paths, build_from_staging(paths.staging, previous_build(paths)))
+    revised = abstract_for("2", 4)  # a sentence more: the same paper, revised
+    paths.staging.write(staged_day(5, [("Paper 5", abstract_for("5")), ("Paper 2", revised)]))
+    return paths
+
+
+def test_an_add_reads_whole_only_the_published_papers_it_does_not_keep(tmp_path, monkeypatch):
+    from pipelines.core.build import PublishedPapers
+    from pipelines.core.hashing import table_hash
+
+    paths = published_and_another_day(tmp_path)
+    published = read_release_table(paths, latest_release(paths), "papers")
+    read_whole = []
+    rows_of = PublishedPapers.rows_of
+
+    def recorded(self, ids):
+        read_whole.append(sorted(ids))
+        return rows_of(self, ids)
+
+    monkeypatch.setattr(PublishedPapers, "rows_of", recorded)
+    tables = build_from_staging(paths.staging, previous_build(paths), papers_by_reference=True)
+    # Only paper 2, revised, was read whole; the others are read from their files when
+    # the papers are (they were not, to hash them: their row hashes were kept).
+    paper_2 = published.filter(pl.col("title") == "Paper 2")["paper_id"].to_list()
+    assert read_whole == [paper_2]
+    papers = tables["papers"]
+    assert isinstance(papers, pl.LazyFrame)
+    whole = papers.collect()
+    assert whole.height == 5 and whole.select(pl.col("paper_id").is_unique().all()).item()
+    # The same papers as when read whole, and as a build from nothing makes them.
+    assert whole.equals(build_from_staging(paths.staging, previous_build(paths))["papers"])
+    staged = paths.staging
+    afresh = build_tables(
+        staged.read("digest"), staged.read("entries"), staged.read("quarantine"), Previous.nothing()
+    )["papers"]
+    assert whole.sort("paper_id").equals(afresh.sort("paper_id"))
+    # Its hash, from the kept row hashes and the rows made, is that of its rows.
+    assert table_hash(papers, ["paper_id"]) == table_hash(whole.clone(), ["paper_id"])
+    # Published: the table holds those rows, and the release their hash and count.
+    row = publish_release(paths, tables)
+    assert row["release"] == 2 and row["papers_rows"] == 5
+    assert (row["papers_added"], row["papers_updated"]) == (1, 1)
+    after = read_release_table(paths, row, "papers")
+    assert after.sort("paper_id").equals(whole.sort("paper_id"))
+    assert row["papers_hash"] == table_hash(after, ["paper_id"])
+
+
+def test_an_add_whose_kept_row_hashes_are_gone_hashes_the_kept_rows_read(tmp_path):
+    from pipelines.core.hashing import table_hash
+
+    paths = published_and_another_day(tmp_path)
+    for name in paths.storage.files("staging/papers"):
+        paths.storage.delete(f"staging/papers/{name}")
+    tables = build_from_staging(paths.staging, previous_build(paths), papers_by_reference=True)
+    assert table_hash(tables["papers"], ["paper_id"]) == table_hash(
+        tables["papers"].collect(), ["paper_id"]
+    )
+    # Kept again for the next build, then only the published papers' once published.
+    row = publish_release(paths, tables)
+    assert paths.staging.paper_row_hashes(row["papers_hash"]).height == 5
+    assert len(paths.storage.files("staging/papers")) == 1

@@ -244,6 +244,42 @@ def test_an_update_equals_a_full_computation_with_the_same_vocabulary(
         assert updated.filter(rows).equals(previous.filter(rows))
 
 
+@pytest.mark.parametrize("counts_kept", [True, False], ids=["counts-kept", "no-counts"])
+def test_papers_given_without_their_texts_are_read_only_to_be_counted(counts_kept):
+    # A build gives the papers it keeps without their abstracts: they are read only when
+    # their words must be counted (no counts were kept), and the result is the same.
+    from pipelines.core.related import update_related, vocabulary_of, word_counts
+
+    before = papers()
+    new = papers(["graph neural network pooling layers"]).with_columns(paper_id=pl.lit("p" * 16))
+    after = pl.concat([before, new])
+    vocabulary = vocabulary_of(before)
+    previous = related_papers(before, 2, vocabulary=vocabulary)
+    made = pl.Series(["p" * 16])
+    given = after.with_columns(
+        abstract=pl.when(pl.col("paper_id").is_in(made.implode())).then("abstract")
+    )
+    reads = []
+
+    def every_text() -> pl.DataFrame:
+        reads.append(1)
+        return after
+
+    update = update_related(
+        given,
+        before,
+        previous,
+        vocabulary,
+        word_counts(before) if counts_kept else None,
+        2,
+        maybe_changed=made,
+        every_text=every_text,
+    )
+    assert len(reads) == (0 if counts_kept else 1)
+    assert update.related.equals(related_papers(after, 2, vocabulary=vocabulary))
+    assert _long(update.counts()).equals(_long(word_counts(after)))
+
+
 def test_an_unchanged_set_of_papers_keeps_its_related_papers():
     update, _ = _updated(papers(), papers().reverse())
     assert update.related.equals(related_papers(papers(), 2))

@@ -36,9 +36,11 @@ def parse_steps(events) -> dict[str, tuple[int, str]]:
 
 @pytest.mark.slow
 def test_multiprocess_backfill_publishes_the_in_process_release(tmp_path, monkeypatch):
-    landing = tmp_path / "landing"
-    for path in write_digests(landing, 4, seed=11, entries_per_digest=12):
-        set_mtime(path, T0)
+    landing, later = tmp_path / "landing", tmp_path / "later"
+    *first, fifth = write_digests(later, 5, seed=11, entries_per_digest=12)
+    landing.mkdir()
+    for path in first:
+        set_mtime(path.rename(landing / path.name), T0)
     reference = ingest(landing, tmp_path / "in-process")
 
     warehouse = tmp_path / "multiprocess"
@@ -48,9 +50,10 @@ def test_multiprocess_backfill_publishes_the_in_process_release(tmp_path, monkey
     home = tmp_path / "dagster"
     home.mkdir()
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    with dg.instance_for_test(temp_dir=str(home)) as instance:
+
+    def run(instance, keys: list[str]):
         instance.add_dynamic_partitions("digests", keys)
-        result = dg.execute_job(
+        return dg.execute_job(
             dg.reconstructable(get_ingest_job),
             instance=instance,
             tags={
@@ -62,6 +65,9 @@ def test_multiprocess_backfill_publishes_the_in_process_release(tmp_path, monkey
                 "ops": ONE_DIGEST_PER_STEP,
             },
         )
+
+    with dg.instance_for_test(temp_dir=str(home)) as instance:
+        result = run(instance, keys)
         assert result.success
         events = result.all_events
         pids = {e.pid for e in events if e.event_type_value == "STEP_START"}
@@ -71,7 +77,16 @@ def test_multiprocess_backfill_publishes_the_in_process_release(tmp_path, monkey
         # alone: siblings the executor runs side by side, max_concurrent at a time.
         assert len(steps) == 4 and len({pid for pid, _ in steps.values()}) == 4
         assert {upstream for _, upstream in steps.values()} == {"digest_entries.plan_parse_batches"}
+        published = latest_release(WarehousePaths(warehouse))
+        assert published["release"] == 1
+        assert published["content_hash"] == reference.release["content_hash"]
+        assert published["papers_rows"] == reference.release["papers_rows"] > 0
+        # A day later: the papers kept as published go from the build's process to the
+        # release's through the IO manager's file, and make the in-process release.
+        set_mtime(fifth.rename(landing / fifth.name), T0)
+        reference = ingest(landing, tmp_path / "in-process")
+        assert run(instance, [fifth.name]).success
     published = latest_release(WarehousePaths(warehouse))
-    assert published["release"] == 1
+    assert published["release"] == reference.release["release"] == 2
     assert published["content_hash"] == reference.release["content_hash"]
-    assert published["papers_rows"] == reference.release["papers_rows"] > 0
+    assert published["papers_rows"] == reference.release["papers_rows"]
