@@ -102,10 +102,22 @@ class PublishedPapers:
     scan: pl.LazyFrame  # every row and column, from the release's files, in their order
     # (paper_id, row_hash) of every row, as table_hash hashes them, when they were kept
     row_hashes: pl.DataFrame | None = None
+    # The file of each row of `light`, and a scan of some of the files: a few papers are
+    # read from the files holding them (adding a digest to 1,000: 2 of 8 files, not all).
+    file_of_row: pl.Series | None = None
+    scan_files: Callable[[list[str]], pl.LazyFrame] | None = None
 
     def rows_of(self, ids: pl.Series) -> pl.DataFrame:
         """The rows of the papers `ids`, whole."""
-        return sharing_abstracts(self.rows_kept(ids)).collect(engine="streaming")
+        scan = self.scan
+        if self.file_of_row is not None and self.scan_files is not None:
+            holding = self.file_of_row.filter(self.light["paper_id"].is_in(ids.implode()))
+            files = holding.unique(maintain_order=True).to_list()
+            if not files:
+                return self.scan.head(0).collect()
+            scan = self.scan_files(files)
+        rows = scan.filter(pl.col("paper_id").is_in(ids.implode()))
+        return sharing_abstracts(rows).collect(engine="streaming")
 
     def rows_kept(self, ids: pl.Series) -> pl.LazyFrame:
         """The rows of the papers `ids`, whole, in the order of the files."""
@@ -410,8 +422,8 @@ def _build(
     """build_tables, and what the build keeps for the next one (the entries' abstracts
     that are null loaded by `load` where needed). The staged entries are handed over in
     a one-item list, emptied here; `keep_sentences`: see _build_papers. Papers kept by
-    reference (see PublishedPapers) are a LazyFrame: those kept, from the previous
-    release's files, then those made."""
+    reference (see PublishedPapers) are a LazyFrame: those made, then those kept, from
+    the previous release's files."""
     digests = digest_statuses(staged_digests)
     ingested = digests.filter(pl.col("status") == "ingested")["digest_id"]
     entries = [staged_entries.pop().filter(pl.col("digest_id").is_in(ingested.implode()))]
@@ -448,7 +460,8 @@ def _build(
         built = replace(built, made=made)
     else:
         built = replace(built, made=tables["papers"])
-        tables["papers"] = pl.concat([built.kept_rows, built.made.lazy()], how="vertical")
+        # Those made first: a preview of the first rows shows them, and reads no file.
+        tables["papers"] = pl.concat([built.made.lazy(), built.kept_rows], how="vertical")
         remember_height(tables["papers"], built.kept.height + built.made.height)
     quarantine = pl.concat([staged_quarantine, *rejected], how="vertical")
     checked = validate(quarantine, QuarantineSchema)
@@ -467,8 +480,8 @@ def build_from_staging(
     publishes them. The small packs of staged digests are merged once there are many.
 
     `papers_by_reference`: the papers, when the previous release's were read by
-    reference, as a LazyFrame (the papers kept read from that release's files, then
-    those made: see PublishedPapers) rather than read whole into one frame."""
+    reference, as a LazyFrame (those made, then those kept, read from that release's
+    files: see PublishedPapers) rather than read whole into one frame."""
     # Read without their abstracts, which the build loads a few packs at a time where it
     # needs them: a full build of 10,000 digests held all of them (1.2 GB) through its
     # matching. Handed over to the build, which lets them go once they are matched.

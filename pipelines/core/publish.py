@@ -187,10 +187,13 @@ def _papers_by_reference(paths: WarehousePaths, release: dict) -> PublishedPaper
         return PublishedPapers(
             pl.DataFrame(schema=schema).select(light), pl.LazyFrame(schema=schema)
         )
+    read = paths.read_files(files, light, file_column="_file")
     return PublishedPapers(
-        paths.read_files(files, light),
+        read.drop("_file"),
         paths.scan_files(files),
         paths.staging.paper_row_hashes(release["papers_hash"]),
+        read["_file"],
+        paths.scan_files,
     )
 
 

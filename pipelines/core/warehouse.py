@@ -89,8 +89,11 @@ class WarehousePaths:
         uris = table.file_uris()
         return uris if self.remote else [unquote(u.removeprefix("file://")) for u in uris]
 
-    def read_files(self, files: list[str], columns: list[str] | None = None) -> pl.DataFrame:
-        return read_parquet_uris(files, self.storage_options, columns)
+    def read_files(
+        self, files: list[str], columns: list[str] | None = None, file_column: str | None = None
+    ) -> pl.DataFrame:
+        """The files' rows (`file_column`: a column naming each row's file, as given)."""
+        return read_parquet_uris(files, self.storage_options, columns, file_column)
 
     def scan_files(self, files: list[str]) -> pl.LazyFrame:
         return scan_parquet_uris(files, self.storage_options)
