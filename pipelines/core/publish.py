@@ -16,8 +16,9 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
+import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 import polars as pl
 import pyarrow as pa
@@ -107,15 +108,37 @@ def read_release_table(paths: WarehousePaths, release: dict, name: str) -> pl.Da
 PAPERS_READ_ALONGSIDE_MAX = 200_000
 
 
+# Builds of this process whose previous release is being read ahead (see read_ahead), by
+# warehouse: (that release, the Previous being read).
+_READ_AHEAD: dict[str, tuple[dict, Future[Previous]]] = {}
+_READ_AHEAD_LOCK = threading.Lock()
+
+
+def read_ahead(paths: WarehousePaths, release: dict) -> None:
+    """Start reading, on a thread of its own, what the next build of this process on
+    `release` starts from: previous_build then takes it, if `release` is still the latest.
+    A run that parses what landed before it builds reads meanwhile: adding a digest to
+    1,000, its Dagster run took 0.15-0.2 s to reach the build."""
+    pool = ThreadPoolExecutor(1)
+    reading = pool.submit(previous_build, paths, release)
+    pool.shutdown(wait=False)
+    with _READ_AHEAD_LOCK:
+        _READ_AHEAD[paths.root] = (release, reading)
+
+
 def previous_build(paths: WarehousePaths, release: dict | None = None) -> Previous:
     """What a new build starts from: the appearances, papers and related papers of
     `release` (default: the latest), what its related papers were computed from, and the
-    kept sentence hashes of the papers' abstracts.
+    kept sentence hashes of the papers' abstracts (read ahead, if it was: see read_ahead).
     Nothing when there is no release or its files are damaged (a repair is then a fresh
     build: ids are derived from content)."""
     release = release or latest_release(paths)
     if release is None:
         return Previous.nothing()
+    with _READ_AHEAD_LOCK:
+        ahead = _READ_AHEAD.pop(paths.root, None)
+    if ahead is not None and ahead[0] == release:
+        return ahead[1].result()
 
     def related_and_state() -> tuple[pl.DataFrame, tuple[str, ...], tuple | None]:
         pieces = paths.staging.count_pieces(release["related_papers_hash"])

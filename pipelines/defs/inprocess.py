@@ -38,7 +38,7 @@ from sqlalchemy.pool import NullPool
 from pipelines.core.build import built_from
 from pipelines.core.catalog import ReleaseSources, catalog_release
 from pipelines.core.landing import DEFAULT_MAX_FILE_BYTES, scan_landing
-from pipelines.core.publish import latest_release, read_release_table
+from pipelines.core.publish import latest_release, read_ahead, read_release_table
 from pipelines.core.staging import StagingArea
 from pipelines.core.warehouse import WarehousePaths
 from pipelines.definitions import build_definitions
@@ -82,6 +82,8 @@ def ingest(
     keys = [f.key for f in files if index.get(f.key, [])[:2] != [f.size, f.mtime_ns]]
     if not keys and before is not None and _up_to_date(paths, staging, before):
         return IngestOutcome(len(files), before, False, skipped)  # nothing new: no run at all
+    if before is not None:  # read while the run is set up and parses what is new
+        read_ahead(paths, before)
     defs = build_definitions(resource, progress)
     # An instance made for this call ends with it: no one can look at a run it finished.
     forget_finished_runs = instance is None

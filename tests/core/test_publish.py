@@ -498,3 +498,22 @@ def test_an_add_whose_kept_row_hashes_are_gone_hashes_the_kept_rows_read(tmp_pat
     row = publish_release(paths, tables)
     assert paths.staging.paper_row_hashes(row["papers_hash"]).height == 5
     assert len(paths.storage.files("staging/papers")) == 1
+
+
+def test_a_previous_build_read_ahead_is_taken_while_its_release_is_the_latest(tmp_path):
+    paths = WarehousePaths(tmp_path / "warehouse")
+    paths.staging.write(staged_for(1, 2))
+    first = publish_release(paths, build_from_staging(paths.staging, previous_build(paths)))
+    publish.read_ahead(paths, first)
+    ahead = publish._READ_AHEAD[paths.root][1].result()
+    assert previous_build(paths) is ahead and ahead.release == 1
+    assert paths.root not in publish._READ_AHEAD  # taken once
+    # Read ahead for a release no longer the latest: read again for the latest.
+    publish.read_ahead(paths, first)
+    paths.staging.write(staged_for(3))
+    second = publish_release(paths, build_from_staging(paths.staging, previous_build(paths)))
+    assert second["release"] == 2
+    publish.read_ahead(paths, first)
+    stale = publish._READ_AHEAD[paths.root][1].result()
+    previous = previous_build(paths)
+    assert previous is not stale and previous.release == 2
