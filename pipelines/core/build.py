@@ -418,12 +418,14 @@ def _build(
     previous: Previous,
     load: AbstractLoader | None = None,
     keep_sentences: Callable[[SentenceCache], None] | None = None,
+    papers_checked: Callable[[pl.DataFrame | pl.LazyFrame, BuiltPapers], None] | None = None,
 ) -> tuple[dict, Kept]:
     """build_tables, and what the build keeps for the next one (the entries' abstracts
     that are null loaded by `load` where needed). The staged entries are handed over in
     a one-item list, emptied here; `keep_sentences`: see _build_papers. Papers kept by
     reference (see PublishedPapers) are a LazyFrame: those made, then those kept, from
-    the previous release's files."""
+    the previous release's files. `papers_checked`, when given, is handed the papers as
+    they will be published as soon as they are checked."""
     digests = digest_statuses(staged_digests)
     ingested = digests.filter(pl.col("status") == "ingested")["digest_id"]
     entries = [staged_entries.pop().filter(pl.col("digest_id").is_in(ingested.implode()))]
@@ -454,21 +456,32 @@ def _build(
         tables[name] = checked.valid
         if checked.n_failed:
             rejected.append(_schema_rejects(name, frame, checked.failures, appearances, digests))
-    if built.kept_rows is None:  # the rows made that passed
-        kept = built.kept.select("paper_id")
-        made = tables["papers"].join(kept, on="paper_id", how="anti", maintain_order="left")
-        built = replace(built, made=made)
-    else:
-        built = replace(built, made=tables["papers"])
-        # Those made first: a preview of the first rows shows them, and reads no file.
-        tables["papers"] = pl.concat([built.made.lazy(), built.kept_rows], how="vertical")
-        remember_height(tables["papers"], built.kept.height + built.made.height)
+        if name == "papers":
+            built, tables["papers"] = _checked_papers(built, checked.valid)
+            if papers_checked is not None:  # while related papers are still computing
+                papers_checked(tables["papers"], built)
     quarantine = pl.concat([staged_quarantine, *rejected], how="vertical")
     checked = validate(quarantine, QuarantineSchema)
     if checked.n_failed:  # cannot quarantine the quarantine: fail loudly instead
         raise ValueError(f"quarantine rows failed their schema: {checked.failures.head(5)}")
     tables["quarantine"] = quarantine.sort("digest_id", "line_start", "stage", "reason")
     return tables, Kept(relating.result(), sentences, built)
+
+
+def _checked_papers(
+    built: BuiltPapers, valid: pl.DataFrame
+) -> tuple[BuiltPapers, pl.DataFrame | pl.LazyFrame]:
+    """`built` with only the rows made that passed their schema, and the papers to
+    publish, given the `valid` rows of those checked."""
+    if built.kept_rows is None:
+        kept = built.kept.select("paper_id")
+        made = valid.join(kept, on="paper_id", how="anti", maintain_order="left")
+        return replace(built, made=made), valid
+    built = replace(built, made=valid)
+    # Those made first: a preview of the first rows shows them, and reads no file.
+    papers = pl.concat([built.made.lazy(), built.kept_rows], how="vertical")
+    remember_height(papers, built.kept.height + built.made.height)
+    return built, papers
 
 
 def build_from_staging(
@@ -493,22 +506,32 @@ def build_from_staging(
     def keep_sentences(cache: SentenceCache) -> None:  # kept before the build goes on
         staging.save_sentences(cache.frame, kept_sentences)
 
+    def papers_checked(papers: pl.DataFrame | pl.LazyFrame, built: BuiltPapers) -> None:
+        """Their hash and row hashes, and their diff against the previous release (which
+        publishing needs), kept while related papers are still being computed."""
+        settled = previous.settled()
+        papers_hash, row_hashes = _papers_hash(papers, built, settled)
+        staging.save_paper_row_hashes(papers_hash, row_hashes)
+        if settled.release is None:
+            return
+        # Papers kept as published are the same rows: only the others can differ.
+        if built.previous_others is not None:
+            before = built.previous_others
+        else:
+            same = built.kept.select("paper_id")
+            before = settled.papers.join(same, on="paper_id", how="anti", maintain_order="left")
+        staging.save_paper_changes(settled.release, papers_hash, diff_papers(before, built.made))
+
     tables, kept = _build(
-        staging.read("digest"), handed, staging.read("quarantine"), previous, load, keep_sentences
+        staging.read("digest"),
+        handed,
+        staging.read("quarantine"),
+        previous,
+        load,
+        keep_sentences,
+        papers_checked,
     )
     previous = previous.settled()
-    papers_hash, row_hashes = _papers_hash(tables["papers"], kept.papers, previous)
-    staging.save_paper_row_hashes(papers_hash, row_hashes)
-    if previous.release is not None:  # publishing diffs against it: done here, in memory
-        # Papers kept as published are the same rows: only the others can differ.
-        if kept.papers.previous_others is not None:
-            before = kept.papers.previous_others
-        else:
-            same = kept.kept_paper_ids.to_frame("paper_id")
-            before = previous.papers.join(same, on="paper_id", how="anti", maintain_order="left")
-        staging.save_paper_changes(
-            previous.release, papers_hash, diff_papers(before, kept.papers.made)
-        )
     staging.compact()  # the small packs of day-by-day runs, merged once there are many
     staging.save_related_state(
         table_hash(tables["related_papers"], TABLE_KEYS["related_papers"]),

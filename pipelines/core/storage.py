@@ -115,10 +115,6 @@ class Storage:
                 relative, lambda stream: frame.write_parquet(stream, compression=compression)
             )
 
-    def scan_parquet(self, relatives: list[str]) -> pl.LazyFrame:
-        """The files' rows, to be read when collected."""
-        return scan_parquet_uris([self.uri(r) for r in relatives], self.options)
-
     def write_file(self, local: str | Path, relative: str) -> None:
         """Copy a local file here as it is."""
         with open(local, "rb") as source:
