@@ -104,7 +104,9 @@ def read_release_table(paths: WarehousePaths, release: dict, name: str) -> pl.Da
 # Past this many papers, the published papers are read once matching is done rather than
 # while it runs: side by side, the 541,222 papers of 10,000 digests (1.0 GB read) were
 # held beside matching's working set (adding a digest peaked at 2,455 MiB then, at
-# 2,333-2,347 MiB once they were read after it).
+# 2,333-2,347 MiB once they were read after it). Measured when they were read whole: they
+# are now read without their abstracts (see PublishedPapers), and the limit was not
+# measured again.
 PAPERS_READ_ALONGSIDE_MAX = 200_000
 
 
