@@ -93,22 +93,36 @@ def merged_in_order(ordered: pl.DataFrame, other: pl.DataFrame, key: list[str]) 
     )
 
 
+class FrameMemo:
+    """A value known of each frame, while the frame lives: remembered by the frame object,
+    not its id alone (a later frame may be given a dead one's id). Frames are never
+    changed in place here, so what holds for a frame holds for its life."""
+
+    def __init__(self) -> None:
+        self._values: dict[int, tuple[weakref.ref, object]] = {}
+
+    def remember(self, frame: pl.DataFrame | pl.LazyFrame, value: object) -> None:
+        frame_id = id(frame)
+        alive = weakref.ref(frame, lambda _: self._values.pop(frame_id, None))
+        self._values[frame_id] = (alive, value)
+
+    def recall(self, frame: pl.DataFrame | pl.LazyFrame) -> object | None:
+        known = self._values.get(id(frame))
+        return known[1] if known is not None and known[0]() is frame else None
+
+
 # The row counts of LazyFrames known without reading them (papers kept by reference: those
-# kept and those made), while they live. Counted, the papers of 1,000 digests took 0.02 s.
-_heights: dict[int, tuple[weakref.ref, int]] = {}
+# kept and those made). Counted, the papers of 1,000 digests took 0.02 s.
+_heights = FrameMemo()
 
 
 def remember_height(frame: pl.LazyFrame, n_rows: int) -> None:
-    frame_id = id(frame)
-    alive = weakref.ref(frame, lambda _: _heights.pop(frame_id, None))
-    _heights[frame_id] = (alive, n_rows)
+    _heights.remember(frame, n_rows)
 
 
 def height_of(frame: pl.DataFrame | pl.LazyFrame) -> int:
     """The rows of a frame: a LazyFrame's as remembered, else counted."""
     if isinstance(frame, pl.DataFrame):
         return frame.height
-    known = _heights.get(id(frame))
-    if known is not None and known[0]() is frame:
-        return known[1]
-    return frame.select(pl.len()).collect().item()
+    known = _heights.recall(frame)
+    return known if known is not None else frame.select(pl.len()).collect().item()

@@ -4,15 +4,15 @@ an unchanged table."""
 from __future__ import annotations
 
 import hashlib
-import weakref
 
 import polars as pl
 
-# Hashes of the frames hashed, while they live: a build hashes papers and related papers
-# to keep what it computed under their hash, and publishing hashes every table again
-# (adding a digest to 10,000, 0.6 s of papers and related papers hashed twice). Frames
-# are never changed in place here, so a frame's hash holds for its life.
-_hashed: dict[int, tuple[weakref.ref, tuple[str, ...], str]] = {}
+from pipelines.core.frames import FrameMemo
+
+# (key, hash) of the frames hashed, while they live: a build hashes papers and related
+# papers to keep what it computed under their hash, and publishing hashes every table
+# again (adding a digest to 10,000, 0.6 s of papers and related papers hashed twice).
+_hashed = FrameMemo()
 
 
 # Rows hashed at a time: a row's hash is its own, and hashing every column of a table at
@@ -50,19 +50,14 @@ def _table_hash(frame: pl.DataFrame, key: list[str]) -> str:
 
 def known_hash(frame: pl.DataFrame | pl.LazyFrame, key: list[str]) -> str | None:
     """The hash table_hash computed or was told for `frame`, if any."""
-    known = _hashed.get(id(frame))
-    if known is not None and known[0]() is frame and known[1] == tuple(key):
-        return known[2]
-    return None
+    known = _hashed.recall(frame)
+    return known[1] if known is not None and known[0] == tuple(key) else None
 
 
 def remember_hash(frame: pl.DataFrame | pl.LazyFrame, key: list[str], hashed: str) -> None:
     """Let table_hash give `hashed` for `frame` while it lives: a build that hashed its
     rows otherwise (from the kept hashes of rows it did not read) says so."""
-    frame_id = id(frame)
-    # Forgotten with the frame (a later frame may be given its id).
-    alive = weakref.ref(frame, lambda _: _hashed.pop(frame_id, None))
-    _hashed[frame_id] = (alive, tuple(key), hashed)
+    _hashed.remember(frame, (tuple(key), hashed))
 
 
 def keyed_row_hashes(frame: pl.DataFrame, key: list[str]) -> pl.DataFrame:
