@@ -91,6 +91,15 @@ def digest_statuses(staged_digests: pl.DataFrame) -> pl.DataFrame:
 ABSTRACT_COLUMNS = ("abstract", "abstract_raw")
 
 
+def papers_whole(papers: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
+    """Papers in one frame: a LazyFrame (papers kept by reference) read by the streaming
+    engine, each cleaned abstract the raw one's string where they are equal (see
+    sharing_abstracts), so a morsel's copy is let go as it is read."""
+    if isinstance(papers, pl.LazyFrame):
+        return sharing_abstracts(papers).collect(engine="streaming")
+    return papers
+
+
 @dataclass(frozen=True)
 class PublishedPapers:
     """The papers a release published, by reference: a build reads every row without its
@@ -100,24 +109,20 @@ class PublishedPapers:
 
     light: pl.DataFrame  # every row, in the order of the files, but ABSTRACT_COLUMNS
     scan: pl.LazyFrame  # every row and column, from the release's files, in their order
-    # (paper_id, row_hash) of every row, as table_hash hashes them, when they were kept
-    row_hashes: pl.DataFrame | None = None
     # The file of each row of `light`, and a scan of some of the files: a few papers are
     # read from the files holding them (adding a digest to 1,000: 6 papers, in 1 of 8 files).
-    file_of_row: pl.Series | None = None
-    scan_files: Callable[[list[str]], pl.LazyFrame] | None = None
+    file_of_row: pl.Series
+    scan_files: Callable[[list[str]], pl.LazyFrame]
+    # (paper_id, row_hash) of every row, as table_hash hashes them, when they were kept
+    row_hashes: pl.DataFrame | None = None
 
     def rows_of(self, ids: pl.Series) -> pl.DataFrame:
         """The rows of the papers `ids`, whole."""
-        scan = self.scan
-        if self.file_of_row is not None and self.scan_files is not None:
-            holding = self.file_of_row.filter(self.light["paper_id"].is_in(ids.implode()))
-            files = holding.unique(maintain_order=True).to_list()
-            if not files:
-                return self.scan.head(0).collect()
-            scan = self.scan_files(files)
-        rows = scan.filter(pl.col("paper_id").is_in(ids.implode()))
-        return sharing_abstracts(rows).collect(engine="streaming")
+        holding = self.file_of_row.filter(self.light["paper_id"].is_in(ids.implode()))
+        files = holding.unique(maintain_order=True).to_list()
+        if not files:
+            return self.scan.head(0).collect()
+        return papers_whole(self.scan_files(files).filter(pl.col("paper_id").is_in(ids.implode())))
 
     def rows_kept(self, ids: pl.Series) -> pl.LazyFrame:
         """The rows of the papers `ids`, whole, in the order of the files."""
@@ -224,9 +229,7 @@ class BuiltPapers:
 
     def whole(self) -> pl.DataFrame:
         """Every paper in one frame (the kept ones read whole when read by reference)."""
-        if self.kept_rows is None:
-            return pl.concat([self.kept, self.made], how="vertical")
-        kept = sharing_abstracts(self.kept_rows).collect(engine="streaming")
+        kept = self.kept if self.kept_rows is None else papers_whole(self.kept_rows)
         return pl.concat([kept, self.made], how="vertical")
 
 
@@ -379,7 +382,7 @@ class Kept:
 
     related: RelatedUpdate
     sentences: SentenceCache
-    papers: BuiltPapers  # its papers, those that failed their schema left out
+    papers: BuiltPapers  # its papers (kept by reference: those made that passed their schema)
 
     @property
     def kept_paper_ids(self) -> pl.Series:

@@ -25,11 +25,10 @@ import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable
 from deltalake.exceptions import CommitFailedError, DeltaError
 
-from pipelines.core.build import ABSTRACT_COLUMNS, Previous, PublishedPapers
+from pipelines.core.build import ABSTRACT_COLUMNS, Previous, PublishedPapers, papers_whole
 from pipelines.core.card import write_card
 from pipelines.core.catalog import extend_catalog, open_database_early
 from pipelines.core.diff import count_changes, diff_papers
-from pipelines.core.enrich import sharing_abstracts
 from pipelines.core.faults import fault_point
 from pipelines.core.frames import height_of
 from pipelines.core.hashing import table_hash
@@ -209,24 +208,18 @@ def _papers_by_reference(paths: WarehousePaths, release: dict) -> PublishedPaper
     schema = _schema(table)
     light = [c for c in schema if c not in ABSTRACT_COLUMNS]
     if not files:  # no rows: the table's schema alone
+        empty = pl.DataFrame(schema=schema)
         return PublishedPapers(
-            pl.DataFrame(schema=schema).select(light), pl.LazyFrame(schema=schema)
+            empty.select(light), empty.lazy(), pl.Series("_file", [], pl.String), paths.scan_files
         )
     read = paths.read_files(files, light, file_column="_file")
     return PublishedPapers(
         read.drop("_file"),
         paths.scan_files(files),
-        paths.staging.paper_row_hashes(release["papers_hash"]),
         read["_file"],
         paths.scan_files,
+        paths.staging.paper_row_hashes(release["papers_hash"]),
     )
-
-
-def _whole(frame: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
-    """A table in one frame: papers kept by reference read (see PublishedPapers)."""
-    if isinstance(frame, pl.LazyFrame):
-        return sharing_abstracts(frame).collect(engine="streaming")
-    return frame
 
 
 def refresh_catalog(paths: WarehousePaths) -> list[int]:
@@ -349,7 +342,7 @@ def _attempt(
     staging = paths.staging
     changes = staging.paper_changes(previous["release"], hashes["papers"]) if previous else None
     if changes is None:  # not diffed by the build (or not against this release)
-        changes = diff_papers(readable_papers(paths, previous), _whole(tables["papers"]))
+        changes = diff_papers(readable_papers(paths, previous), papers_whole(tables["papers"]))
     fault_point("before_tables")
 
     def write(name: str) -> int:
@@ -536,10 +529,10 @@ def _write_papers(
     Papers kept by reference are read from their files only for the rows written."""
     since = _changed_since(paths, papers, previous, changes)
     if since is None:
-        return _write_whole_papers(paths, _whole(papers))
+        return _write_whole_papers(paths, papers_whole(papers))
     table, cut = since
     read = table.version()
-    recent = _whole(papers.filter(pl.col("first_seen") >= cut))
+    recent = papers_whole(papers.filter(pl.col("first_seen") >= cut))
     # On top of the version read, with no retries: if another run wrote the table
     # meanwhile, the commit fails and publishing starts over.
     recent.sort("first_seen", "paper_id").write_delta(
@@ -613,7 +606,7 @@ def _changed_since(
         before = read_table(paths, "papers", table.version(), ["paper_id", "first_seen"])
     except (OSError, DeltaError, pl.exceptions.PolarsError):
         return None
-    firsts = pl.concat([before, _whole(papers.select(before.columns))]).filter(
+    firsts = pl.concat([before, papers_whole(papers.select(before.columns))]).filter(
         pl.col("paper_id").is_in(changes["paper_id"].implode())
     )["first_seen"]
     if firsts.null_count() or firsts.is_empty():
