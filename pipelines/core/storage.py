@@ -106,14 +106,8 @@ class Storage:
         self, frame: pl.DataFrame | pl.LazyFrame, relative: str, compression: str = "zstd"
     ) -> None:
         # streamed: no second copy in memory (a LazyFrame's rows read as they are written)
-        if isinstance(frame, pl.LazyFrame):
-            self._write(
-                relative, lambda stream: frame.sink_parquet(stream, compression=compression)
-            )
-        else:
-            self._write(
-                relative, lambda stream: frame.write_parquet(stream, compression=compression)
-            )
+        write = frame.sink_parquet if isinstance(frame, pl.LazyFrame) else frame.write_parquet
+        self._write(relative, lambda stream: write(stream, compression=compression))
 
     def write_file(self, local: str | Path, relative: str) -> None:
         """Copy a local file here as it is."""
