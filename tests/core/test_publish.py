@@ -32,17 +32,13 @@ T0 = dt.datetime(2025, 6, 1, tzinfo=dt.UTC)
 HOUR = dt.timedelta(hours=1)
 
 
+def staged_day(day: int, entries: list[tuple[str, str]]) -> list[StagedDigest]:
+    text = digest_text(f"Mar {day}", entries).encode()
+    return [stage_digest(parse_digest(text, f"d{day}.txt", T0))]
+
+
 def staged_for(*days: int) -> list[StagedDigest]:
-    return [
-        stage_digest(
-            parse_digest(
-                digest_text(f"Mar {day}", [(f"Paper {day}", abstract_for(str(day)))]).encode(),
-                f"d{day}.txt",
-                T0,
-            )
-        )
-        for day in days
-    ]
+    return [s for day in days for s in staged_day(day, [(f"Paper {day}", abstract_for(str(day)))])]
 
 
 def tables_for(*days: int) -> dict[str, pl.DataFrame]:
@@ -425,11 +421,6 @@ def test_tables_made_before_their_properties_get_them_at_the_next_release(tmp_pa
         assert paths.delta(name).metadata().configuration == publish.TABLE_PROPERTIES, name
     papers = read_release_table(paths, second, "papers")
     assert sorted(papers["title"]) == ["Paper 1", "Paper 2", "Paper 3"]
-
-
-def staged_day(day: int, entries: list[tuple[str, str]]) -> list[StagedDigest]:
-    text = digest_text(f"Mar {day}", entries).encode()
-    return [stage_digest(parse_digest(text, f"d{day}.txt", T0))]
 
 
 def published_and_another_day(tmp_path) -> WarehousePaths:
