@@ -524,7 +524,9 @@ def build_from_staging(
             same = built.kept.select("paper_id")
             before = settled.papers.join(same, on="paper_id", how="anti", maintain_order="left")
             after = papers.join(same, on="paper_id", how="anti", maintain_order="left")
-        staging.save_paper_changes(settled.release, papers_hash, diff_papers(before, after))
+        staging.save_paper_changes(
+            settled.release, papers_hash, diff_papers(before, after, with_first_seen=True)
+        )
 
     tables, kept = _build(
         staging.read("digest"),

@@ -29,16 +29,20 @@ def unchanged(papers: pl.DataFrame, previous: pl.DataFrame, columns: list[str]) 
     )
 
 
-def diff_papers(before: pl.DataFrame, after: pl.DataFrame) -> pl.DataFrame:
+def diff_papers(
+    before: pl.DataFrame, after: pl.DataFrame, with_first_seen: bool = False
+) -> pl.DataFrame:
     """One row per paper added, removed or updated, with the columns that changed
     (comma-separated; only columns present in both releases are compared, and a column
-    whose type changed counts as changed)."""
+    whose type changed counts as changed). `with_first_seen`: and the paper's earliest
+    first_seen, before or after (publishing rewrites the papers from the earliest one)."""
     if before.height == 0:  # a first release: every paper added, none compared
         added = after.select(
             change=pl.lit("added"),
             paper_id="paper_id",
             title="title",
             changed_columns=pl.lit(None, pl.String),
+            **({"first_seen": pl.col("first_seen")} if with_first_seen else {}),
         ).cast(DIFF_COLUMNS)
         # Papers come in id order: not sorted again, their titles are not copied (at
         # 10,000 digests, 50 MB held while the release is written).
@@ -58,6 +62,7 @@ def diff_papers(before: pl.DataFrame, after: pl.DataFrame) -> pl.DataFrame:
     joined = before.join(after, on="paper_id", how="full", coalesce=True, suffix="__after")
     in_before = pl.col("title").is_not_null()
     in_after = pl.col("title__after").is_not_null()
+    earliest = pl.min_horizontal("first_seen", "first_seen__after")  # null only if neither
     changed = pl.concat_list(
         [
             pl.lit(c)
@@ -76,6 +81,7 @@ def diff_papers(before: pl.DataFrame, after: pl.DataFrame) -> pl.DataFrame:
         paper_id="paper_id",
         title=pl.coalesce("title__after", "title"),
         changed_columns=pl.when(in_before & in_after).then(changed.list.join(", ")),
+        **({"first_seen": earliest} if with_first_seen else {}),
     )
     order = pl.col("change").replace_strict({"added": 0, "updated": 1, "removed": 2}, default=3)
     return result.filter(pl.col("change").is_not_null()).sort(order, "paper_id").cast(DIFF_COLUMNS)

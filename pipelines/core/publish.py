@@ -28,7 +28,7 @@ from deltalake.exceptions import CommitFailedError, DeltaError
 from pipelines.core.build import ABSTRACT_COLUMNS, Previous, PublishedPapers, papers_whole
 from pipelines.core.card import write_card
 from pipelines.core.catalog import extend_catalog, open_database_early
-from pipelines.core.diff import count_changes, diff_papers
+from pipelines.core.diff import DIFF_COLUMNS, count_changes, diff_papers
 from pipelines.core.faults import fault_point
 from pipelines.core.frames import height_of
 from pipelines.core.hashing import table_hash
@@ -341,8 +341,11 @@ def _attempt(
     }
     staging = paths.staging
     changes = staging.paper_changes(previous["release"], hashes["papers"]) if previous else None
-    if changes is None:  # not diffed by the build (or not against this release)
-        changes = diff_papers(readable_papers(paths, previous), papers_whole(tables["papers"]))
+    if changes is None or "first_seen" not in changes.columns:
+        # Not diffed by the build (or not against this release, or by an older version).
+        changes = diff_papers(
+            readable_papers(paths, previous), papers_whole(tables["papers"]), with_first_seen=True
+        )
     fault_point("before_tables")
 
     def write(name: str) -> int:
@@ -426,7 +429,7 @@ def _record_changes(paths: WarehousePaths, number: int, changes: pl.DataFrame) -
         _write(
             paths,
             "paper_changes",
-            changes.select(pl.lit(number, pl.Int64).alias("release"), pl.all()),
+            changes.select(pl.lit(number, pl.Int64).alias("release"), *DIFF_COLUMNS),
             mode="overwrite",
             predicate=f"release = {int(number)}",
         )
@@ -595,21 +598,20 @@ def _changed_since(
     changes: pl.DataFrame,
 ) -> tuple[DeltaTable, dt.date] | None:
     """The papers table at `previous`'s version and the earliest first_seen (before or
-    after) of a paper in `changes`; None when the whole table must be written: no previous
-    release, another version written since, another schema, or unreadable files."""
-    if previous is None or changes.height == 0 or not paths.is_table("papers"):
+    after) of a paper in `changes` (its first_seen column); None when the whole table must
+    be written: no previous release, another version written since, another schema, or
+    unreadable files. Read from the changes, not from both papers tables: adding a digest
+    to 1,000, those reads took 0.07 s of the papers' write (beside the other tables')."""
+    firsts = changes["first_seen"]
+    if previous is None or firsts.is_empty() or firsts.null_count():
+        return None
+    if not paths.is_table("papers"):
         return None
     try:
         table = paths.delta("papers")
         if table.version() != previous["papers_version"] or _schema(table) != _schema_of(papers):
             return None
-        before = read_table(paths, "papers", table.version(), ["paper_id", "first_seen"])
     except (OSError, DeltaError, pl.exceptions.PolarsError):
-        return None
-    firsts = pl.concat([before, papers_whole(papers.select(before.columns))]).filter(
-        pl.col("paper_id").is_in(changes["paper_id"].implode())
-    )["first_seen"]
-    if firsts.null_count() or firsts.is_empty():
         return None
     return table, firsts.min()
 

@@ -1,3 +1,5 @@
+import datetime as dt
+
 import polars as pl
 
 from pipelines.core.diff import count_changes, diff_papers
@@ -64,3 +66,27 @@ def test_against_no_papers_every_paper_is_added_as_a_comparison_finds():
     one = BEFORE.head(1).with_columns(paper_id=pl.lit("z"))
     compared = diff_papers(one, shuffled).filter(pl.col("change") == "added")
     assert diff_papers(empty, shuffled).equals(compared)
+
+
+def test_with_first_seen_each_change_has_the_earliest_first_seen_before_or_after():
+    day = [dt.date(2026, 3, d) for d in range(1, 6)]
+    before = BEFORE.with_columns(first_seen=pl.Series(day[1:5]))  # a: 2nd ... d: 5th
+    after = before.filter(pl.col("paper_id") != "d").with_columns(
+        # b now first seen earlier, c later; e is new
+        first_seen=pl.Series([day[1], day[0], day[4]]),
+        topics=pl.Series([["nlp"], ["vision"], ["audio", "speech"]]),
+    )
+    after = pl.concat(
+        [after, papers([("e", "Epsilon", ["nlp"])]).with_columns(first_seen=pl.lit(day[3]))]
+    )
+    changes = diff_papers(before, after, with_first_seen=True)
+    assert changes.select("change", "paper_id", "first_seen").rows() == [
+        ("added", "e", day[3]),
+        ("updated", "b", day[0]),  # the earlier of the two
+        ("updated", "c", day[3]),
+        ("removed", "d", day[4]),
+    ]
+    # Without it, the same rows, as a release's changelog records them.
+    assert diff_papers(before, after).equals(changes.drop("first_seen"))
+    first = diff_papers(before.clear(), after, with_first_seen=True)
+    assert first["first_seen"].to_list() == after["first_seen"].to_list()
