@@ -632,8 +632,8 @@ def _changed_since(
     """The papers table at `previous`'s version and the earliest first_seen (before or
     after) of a paper in `changes` (its first_seen column); None when the whole table must
     be written: no previous release, another version written since, another schema, or
-    unreadable files. Read from the changes, not from both papers tables: adding a digest
-    to 1,000, those reads took 0.07 s of the papers' write (beside the other tables')."""
+    an unreadable table. Read from the changes, not from both papers tables: adding a
+    digest to 1,000, those reads took 0.07 s of the papers' write (beside the others')."""
     firsts = changes["first_seen"]
     if previous is None or firsts.is_empty() or firsts.null_count():
         return None
