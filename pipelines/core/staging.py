@@ -268,33 +268,45 @@ class StagingArea:
         at 10,000 digests, every entry's abstract is 1.1 GB."""
         columns = empty_frame(EntrySchema).columns
         entries = self._read("entries", [c for c in columns if c != "abstract"]).drop("pack")
+        # Which pack holds each digest, found by the first load and kept for the others
+        # (adding a digest to 1,000, a build loads abstracts 5-6 times).
+        first_packs: list[pl.DataFrame] = []
+
+        def load(wanted: pl.DataFrame) -> pl.DataFrame:
+            return self._abstracts_of(wanted, first_packs)
+
         # Entries staged with other keys get theirs computed where matched, from their
         # abstracts (see identity.with_entry_keys).
-        return entries.with_columns(abstract=pl.lit(None, pl.String)).select(columns), (
-            self._abstracts_of
-        )
+        return entries.with_columns(abstract=pl.lit(None, pl.String)).select(columns), load
 
-    def _abstracts_of(self, entries: pl.DataFrame) -> pl.DataFrame:
+    def _abstracts_of(self, entries: pl.DataFrame, first_packs: list[pl.DataFrame]) -> pl.DataFrame:
         """(digest_id, position, abstract) of staged `entries` (digest_id, position), each
-        digest's read from the first pack holding it, as `read` does."""
+        digest's read from the first pack holding it, as `read` does. `first_packs`: where
+        the (digest_id, pack) found are kept, or were by an earlier call."""
         for attempt in range(self._READ_ATTEMPTS):  # a merge by another run may move them
             try:
-                return self._abstracts_in_packs(entries)
+                if not first_packs:
+                    first_packs.append(self._first_packs())
+                return self._abstracts_in_packs(entries, first_packs[0])
             except FileNotFoundError:
+                first_packs.clear()  # found again from the packs there now
                 if attempt == self._READ_ATTEMPTS - 1:
                     raise
         raise AssertionError("unreachable")
 
-    def _abstracts_in_packs(self, entries: pl.DataFrame) -> pl.DataFrame:
-        wanted = entries.select("digest_id", "position").unique()
-        ids = wanted["digest_id"].unique().implode()
-        packs = self._packs()
-        first = (
-            self._rows("digest", packs, ["digest_id"])
-            .filter(pl.col("digest_id").is_in(ids))
+    def _first_packs(self) -> pl.DataFrame:
+        """(digest_id, pack): the first pack holding each staged digest."""
+        return (
+            self._rows("digest", self._packs(), ["digest_id"])
+            .select("digest_id", "pack")
             .sort("pack")
             .unique("digest_id", keep="first")
         )
+
+    def _abstracts_in_packs(self, entries: pl.DataFrame, first_packs: pl.DataFrame) -> pl.DataFrame:
+        wanted = entries.select("digest_id", "position").unique()
+        ids = wanted["digest_id"].unique().implode()
+        first = first_packs.filter(pl.col("digest_id").is_in(ids))
         files = [self._file(pack, "entries") for pack in first["pack"].unique().sort()]
         if not files:
             return wanted.with_columns(abstract=pl.lit(None, pl.String)).head(0)
