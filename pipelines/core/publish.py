@@ -294,54 +294,43 @@ def publish_release(
     # records the changelog's version or its own rows are written.
     completing = _started(complete_changelog, paths)
     try:
-        return _publish(paths, tables, now, rebuild_if_stale, force, completing)
+        for _ in range(MAX_PUBLISH_ATTEMPTS):
+            # The snapshot comes first: a release committed after it makes this attempt's
+            # commit fail, so whatever it staged is seen by the next attempt's check.
+            snapshot = paths.delta("releases") if paths.is_table("releases") else None
+            if snapshot is not None and not _tuned(snapshot):
+                completing.result()  # its commits and these would make each other fail
+                if tune_tables(paths):
+                    continue  # tables made before TABLE_PROPERTIES: set once, on a new snapshot
+            if rebuild_if_stale is not None:
+                tables = rebuild_if_stale(tables)
+            try:
+                committed = _attempt(paths, tables, snapshot, now, force, completing)
+            except DeltaError as error:
+                if isinstance(error, CommitFailedError) or (
+                    snapshot is None and paths.is_table("releases")
+                ):
+                    continue  # another run committed first: start over from its release
+                raise
+            if committed is None:
+                completing.result()
+                return None
+            row, changes = committed
+            fault_point("release_row_written")
+            # What builds keep for the next release: the latest only.
+            paths.staging.keep_related_state(row["related_papers_hash"])
+            paths.staging.keep_paper_changes(row["release"])
+            paths.staging.keep_paper_row_hashes(row["papers_hash"])
+            _record_changes(paths, row["release"], changes)
+            write_card(paths, row, tables["digests"], changes)
+            compact_release_files(paths, MAX_RELEASE_FILES)
+            refresh_catalog(paths)
+            return row
+        raise PublishConflict(
+            f"other runs published first {MAX_PUBLISH_ATTEMPTS} times in a row; run again"
+        )
     finally:
         wait([completing])  # no thread outlives the call
-
-
-def _publish(
-    paths: WarehousePaths,
-    tables: dict[str, pl.DataFrame],
-    now: dt.datetime | None,
-    rebuild_if_stale: Callable[[dict[str, pl.DataFrame]], dict[str, pl.DataFrame]] | None,
-    force: bool,
-    completing: Future[None],
-) -> dict | None:
-    for _ in range(MAX_PUBLISH_ATTEMPTS):
-        # The snapshot comes first: a release committed after it makes this attempt's
-        # commit fail, so whatever it staged is seen by the next attempt's check.
-        snapshot = paths.delta("releases") if paths.is_table("releases") else None
-        if snapshot is not None and not _tuned(snapshot):
-            completing.result()  # its commits and these would make each other fail
-            if tune_tables(paths):
-                continue  # tables made before TABLE_PROPERTIES: set once, on a new snapshot
-        if rebuild_if_stale is not None:
-            tables = rebuild_if_stale(tables)
-        try:
-            committed = _attempt(paths, tables, snapshot, now, force, completing)
-        except DeltaError as error:
-            if isinstance(error, CommitFailedError) or (
-                snapshot is None and paths.is_table("releases")
-            ):
-                continue  # another run committed first: start over from its release
-            raise
-        if committed is None:
-            completing.result()
-            return None
-        row, changes = committed
-        fault_point("release_row_written")
-        # What builds keep for the next release: the latest only.
-        paths.staging.keep_related_state(row["related_papers_hash"])
-        paths.staging.keep_paper_changes(row["release"])
-        paths.staging.keep_paper_row_hashes(row["papers_hash"])
-        _record_changes(paths, row["release"], changes)
-        write_card(paths, row, tables["digests"], changes)
-        compact_release_files(paths, MAX_RELEASE_FILES)
-        refresh_catalog(paths)
-        return row
-    raise PublishConflict(
-        f"other runs published first {MAX_PUBLISH_ATTEMPTS} times in a row; run again"
-    )
 
 
 def _attempt(
