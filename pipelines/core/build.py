@@ -444,7 +444,7 @@ def _build(
         # A kept paper's appearances are its published rows: its digests did not change.
         yield "appearances", appearances, AppearanceSchema, among(appearances, "paper_id", kept_ids)
         if built.kept_rows is None:
-            papers = pl.concat([built.kept, built.made], how="vertical")
+            papers = built.whole()
             yield "papers", papers, PaperSchema, among(papers, "paper_id", kept_ids)
         else:  # the made ones alone: no id of theirs is a kept one's (see _build_papers)
             yield "papers", built.made, PaperSchema, None
